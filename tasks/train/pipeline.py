@@ -1,0 +1,175 @@
+"""Train, evaluate, log to MLflow and register one text classifier version."""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from transformers import TrainerCallback
+
+from tasks.evaluate.classification import classification_metrics, plot_confusion_matrix
+from tasks.registry.pyfunc import TextClassifierModel
+from tasks.registry.tracking import code_version, configure_mlflow
+from tasks.settings import Settings
+from tasks.train.classifier import train_classifier
+
+log = logging.getLogger(__name__)
+
+EVALUATION_ARTIFACT = "evaluation/validation.parquet"
+
+
+@dataclass
+class RegisteredVersion:
+    """A model version in the MLflow registry, with the metrics it was registered with."""
+
+    name: str
+    version: str
+    run_id: str
+    metrics: dict[str, float]
+
+    @property
+    def uri(self) -> str:
+        return f"models:/{self.name}/{self.version}"
+
+
+class MlflowEpochLogger(TrainerCallback):
+    """Log the Trainer's loss and evaluation metrics to the active MLflow run."""
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **kwargs: Any) -> None:
+        numbers = {k: float(v) for k, v in (logs or {}).items() if isinstance(v, (int, float))}
+        if numbers:
+            mlflow.log_metrics({f"trainer/{k}": v for k, v in numbers.items()}, step=state.global_step)
+
+
+def train_and_register(
+    train: pd.DataFrame,
+    validation: pd.DataFrame,
+    labels: Sequence[str],
+    settings: Settings,
+    model_name: str,
+    data_tags: dict[str, str],
+) -> RegisteredVersion:
+    """Fine-tune on ``train``, evaluate on ``validation``, and register a new model version.
+
+    The validation set is logged with the run, so promotion can later compare the current
+    champion on exactly the same posts.
+    """
+    _check_labels(train, labels, "train")
+    _check_labels(validation, labels, "validation")
+    configure_mlflow(settings)
+    tags = {"task": model_name, "code_version": code_version(), **data_tags}
+
+    with mlflow.start_run(run_name=f"train-{model_name}", tags=tags) as run, \
+            tempfile.TemporaryDirectory(prefix="pulse-train-") as workdir:
+        mlflow.log_params(_params(settings, train, validation, labels))
+        trained = train_classifier(
+            train, validation, labels, settings.base_model_path, settings.train,
+            Path(workdir), callbacks=[MlflowEpochLogger()],
+        )
+        metrics, predictions = _evaluate(trained.model_dir, validation, labels, settings)
+        mlflow.log_metrics({**metrics, "train_seconds": trained.train_seconds})
+        _log_evaluation(validation, predictions, labels, metrics)
+        model_info = _log_model(trained.model_dir, model_name, validation, labels)
+
+    registered = RegisteredVersion(
+        model_name, str(model_info.registered_model_version), run.info.run_id, metrics
+    )
+    _tag_version(registered, tags, settings)
+    log.info("registered %s (macro-F1 %.3f, macro-recall %.3f)", registered.uri,
+             metrics["macro_f1"], metrics["macro_recall"])
+    return registered
+
+
+def _check_labels(frame: pd.DataFrame, labels: Sequence[str], name: str) -> None:
+    if frame.empty:
+        raise ValueError(f"{name} set is empty: import labels before training")
+    unknown = sorted(set(frame["label"]) - set(labels))
+    if unknown:
+        raise ValueError(f"{name} set has labels {unknown} outside the label set {list(labels)}")
+
+
+def _params(settings: Settings, train: pd.DataFrame, validation: pd.DataFrame,
+            labels: Sequence[str]) -> dict[str, Any]:
+    return {
+        **{f"train.{k}": v for k, v in settings.train.model_dump().items()},
+        "base_model": settings.base_model_path,
+        "labels": ",".join(labels),
+        "train_size": len(train),
+        "validation_size": len(validation),
+    }
+
+
+def _evaluate(model_dir: Path, validation: pd.DataFrame, labels: Sequence[str],
+              settings: Settings) -> tuple[dict[str, float], pd.DataFrame]:
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from tasks.score.inference import pick_device, predict_probabilities
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir).to(pick_device())
+    probabilities = predict_probabilities(
+        model, tokenizer, list(validation["text"]), max_length=settings.train.max_length
+    )
+    predicted = [labels[i] for i in probabilities.argmax(axis=1)]
+    metrics = classification_metrics(list(validation["label"]), predicted, labels)
+    return metrics, validation.assign(predicted=predicted)
+
+
+def _log_evaluation(validation: pd.DataFrame, predictions: pd.DataFrame,
+                    labels: Sequence[str], metrics: dict[str, float]) -> None:
+    figure = plot_confusion_matrix(
+        list(predictions["label"]), list(predictions["predicted"]), labels,
+        title=f"validation, macro-F1 {metrics['macro_f1']:.3f}",
+    )
+    mlflow.log_figure(figure, "evaluation/confusion_matrix.png")
+    mlflow.log_dict(metrics, "evaluation/metrics.json")
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "validation.parquet"
+        validation[["text", "label"]].to_parquet(path, index=False)
+        mlflow.log_artifact(str(path), "evaluation")
+        errors = Path(folder) / "errors.jsonl"
+        wrong = predictions[predictions["label"] != predictions["predicted"]]
+        errors.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n"
+                                  for r in wrong[["text", "label", "predicted"]].to_dict("records")))
+        mlflow.log_artifact(str(errors), "evaluation")
+
+
+def _log_model(model_dir: Path, model_name: str, validation: pd.DataFrame,
+               labels: Sequence[str]) -> Any:
+    from mlflow.models import infer_signature
+
+    from tasks.settings import PROJECT_ROOT
+
+    example = pd.DataFrame({"text": list(validation["text"][:3])})
+    output = pd.DataFrame({"label": [labels[0]], "confidence": [1.0],
+                           **{f"prob_{label}": [0.0] for label in labels}})
+    signature = infer_signature(example, output, params={"batch_size": 64, "max_length": 128})
+    return mlflow.pyfunc.log_model(
+        name="model",
+        python_model=TextClassifierModel(),
+        artifacts={"model": str(model_dir)},
+        code_paths=[str(PROJECT_ROOT / "tasks")],
+        signature=signature,
+        input_example=example,
+        registered_model_name=model_name,
+        pip_requirements=[f"{package}=={version(package)}" for package in
+                          ("torch", "transformers", "emoji", "pandas", "mlflow", "tqdm")],
+    )
+
+
+def _tag_version(registered: RegisteredVersion, tags: dict[str, str], settings: Settings) -> None:
+    client = mlflow.MlflowClient(settings.tracking_uri, settings.tracking_uri)
+    for key, value in tags.items():
+        client.set_model_version_tag(registered.name, registered.version, key, str(value))
+    for key in ("macro_f1", "macro_recall", "accuracy"):
+        client.set_model_version_tag(
+            registered.name, registered.version, f"validation_{key}", f"{registered.metrics[key]:.4f}"
+        )
