@@ -1,0 +1,151 @@
+"""``pulse``: the pipeline's steps from the command line, without a scheduler."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from tasks.settings import get_settings
+
+log = logging.getLogger("pulse")
+
+NOISY_LOGGERS = ("great_expectations", "alembic", "py.warnings", "httpx", "urllib3",
+                 "matplotlib", "mlflow.utils", "mlflow.store", "filelock", "git")
+
+
+def configure_logging(verbose: bool = False) -> None:
+    """Log to standard error, quieting libraries that narrate every step."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for name in NOISY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"invalid date {text!r}: use YYYY-MM-DD") from error
+
+
+def _yesterday() -> dt.date:
+    return dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pulse", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser("demo", help="run every DAG for one date through Airflow")
+    demo.add_argument("--date", type=_date, default=_yesterday(), help="partition date (default: yesterday, UTC)")
+    demo.add_argument("--labels", type=Path, help="labels file (JSONL/CSV with text,label, or a Label Studio export) to import instead of the demo annotator")
+    demo.add_argument("--posts", type=Path, help="JSONL/CSV file or folder to collect instead of the built-in sample")
+
+    collect = commands.add_parser("collect", help="collect, validate and clean one date")
+    collect.add_argument("--source", default=None, help="'sample', or a JSONL/CSV file or folder (default: collect.source)")
+    collect.add_argument("--date", type=_date, default=_yesterday(), help="partition date (default: yesterday, UTC)")
+
+    train = commands.add_parser("train", help="train, evaluate and register a model")
+    train.add_argument("task", choices=["sentiment"], help="model task")
+    train.add_argument("--train", type=Path, required=True, help="JSONL/CSV with text and label")
+    train.add_argument("--validation", type=Path, required=True, help="JSONL/CSV with text and label")
+
+    predict = commands.add_parser("predict", help="label posts from a file with a registered model")
+    predict.add_argument("task", choices=["sentiment"], help="model task")
+    predict.add_argument("--input", type=Path, required=True, help="JSONL or CSV with a 'text' field and an optional 'id'")
+    predict.add_argument("--output", type=Path, required=True, help="JSONL file to write")
+    predict.add_argument("--model", help="model URI (default: models:/<name>@champion)")
+
+    promote = commands.add_parser("promote", help="run the promotion gate on the newest version")
+    promote.add_argument("task", choices=["sentiment"], help="model task")
+
+    for tool in ("airflow", "mlflow"):
+        wrapper = commands.add_parser(tool, help=f"run the {tool} CLI against this project's settings")
+        wrapper.add_argument("arguments", nargs=argparse.REMAINDER, help=f"arguments for {tool}")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    arguments = build_parser().parse_args(argv)
+    configure_logging(arguments.verbose)
+    handler = {
+        "demo": command_demo, "collect": command_collect, "train": command_train,
+        "predict": command_predict, "promote": command_promote,
+        "airflow": command_airflow, "mlflow": command_mlflow,
+    }[arguments.command]
+    try:
+        return handler(arguments)
+    except (FileNotFoundError, ValueError, LookupError) as error:
+        log.error("%s", error)
+        return 2
+
+
+def command_demo(arguments: argparse.Namespace) -> int:
+    from tasks.demo import format_summary, run_demo
+
+    summary = run_demo(arguments.date, labels=arguments.labels, posts=arguments.posts)
+    print(format_summary(summary))
+    return 0
+
+
+def command_collect(arguments: argparse.Namespace) -> int:
+    from tasks import jobs
+
+    manifest = jobs.collect_day(arguments.date, arguments.source)
+    print(json.dumps(manifest))
+    return 0
+
+
+def command_train(arguments: argparse.Namespace) -> int:
+    from tasks import commands
+
+    uri = commands.train_from_files(arguments.train, arguments.validation, get_settings())
+    print(uri)
+    return 0
+
+
+def command_predict(arguments: argparse.Namespace) -> int:
+    from tasks import commands
+
+    written = commands.predict_file(arguments.input, arguments.output, arguments.model, get_settings())
+    print(f"wrote {written} predictions to {arguments.output}")
+    return 0
+
+
+def command_promote(arguments: argparse.Namespace) -> int:
+    from tasks import jobs
+
+    print(json.dumps(jobs.promote_sentiment(), indent=2))
+    return 0
+
+
+def command_airflow(arguments: argparse.Namespace) -> int:
+    from tasks.airflow_env import airflow_environment
+
+    environment = {**os.environ, **airflow_environment(get_settings())}
+    Path(environment["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
+    executable = Path(sys.executable).with_name("airflow")
+    os.execve(executable, [str(executable), *arguments.arguments], environment)
+
+
+def command_mlflow(arguments: argparse.Namespace) -> int:
+    settings = get_settings()
+    executable = Path(sys.executable).with_name("mlflow")
+    extra = list(arguments.arguments)
+    if extra[:1] in (["ui"], ["server"]) and "--backend-store-uri" not in extra:
+        extra += ["--backend-store-uri", settings.tracking_uri]
+    environment = {**os.environ, "MLFLOW_TRACKING_URI": settings.tracking_uri}
+    os.execve(executable, [str(executable), *extra], environment)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

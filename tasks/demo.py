@@ -1,0 +1,124 @@
+"""``pulse demo``: run every DAG for one date through Airflow's ``dag.test()``.
+
+Uses the embedded defaults unless the settings say otherwise: Airflow and MLflow on
+SQLite under the project's ``.pulse`` folder, the store in ``.pulse/store``, the built-in
+sample as source and the bundled base model.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from tasks.airflow_env import apply_airflow_environment
+from tasks.settings import Settings, reload_settings
+
+log = logging.getLogger(__name__)
+
+PIPELINE = ("collect_posts", "annotation", "train_sentiment", "score_posts")
+
+
+class DagRunFailedError(RuntimeError):
+    """A DAG run ended in a state other than success."""
+
+
+def migrate_airflow_db(environment: dict[str, str]) -> None:
+    """Create or upgrade the Airflow metadata database (idempotent)."""
+    airflow = Path(sys.executable).with_name("airflow")
+    command = [str(airflow) if airflow.exists() else "airflow", "db", "migrate"]
+    log.info("migrating the Airflow database at %s", environment["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
+    subprocess.run(command, env={**os.environ, **environment}, check=True,
+                   stdout=subprocess.DEVNULL)
+
+
+def load_dags() -> dict[str, Any]:
+    """Parse the project's DAG files and fail on any import error."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    from tasks.airflow_env import DAGS_FOLDER
+
+    bag = DagBag(dag_folder=str(DAGS_FOLDER))
+    if bag.import_errors:
+        details = "\n".join(f"{path}: {error}" for path, error in bag.import_errors.items())
+        raise RuntimeError(f"DAG files failed to import:\n{details}")
+    return bag.dags
+
+
+def run_dag(dag: Any, day: dt.date, conf: dict[str, Any]) -> str:
+    """Run ``dag`` once for ``day`` with ``dag.test()`` and return the run's state."""
+    import pendulum
+
+    logical = pendulum.datetime(day.year, day.month, day.day, tz="UTC")
+    log.info("running DAG %s for %s", dag.dag_id, day)
+    run = dag.test(logical_date=logical, run_conf={"date": day.isoformat(), **conf})
+    state = str(getattr(run, "state", "unknown"))
+    if state != "success":
+        raise DagRunFailedError(f"DAG {dag.dag_id} for {day} ended in state {state}; "
+                                f"see the task logs above")
+    return state
+
+
+def prepare_inputs(settings: Settings, labels: Path | None, posts: Path | None) -> dict[str, Any]:
+    """Point collection at ``posts`` and put ``labels`` into the label inbox, when given."""
+    conf: dict[str, Any] = {}
+    if labels is not None:
+        if not labels.is_file():
+            raise FileNotFoundError(f"labels file {labels} not found")
+        settings.label_inbox.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(labels, settings.label_inbox / labels.name)
+    if posts is not None:
+        if not posts.exists():
+            raise FileNotFoundError(f"posts file or folder {posts} not found")
+        os.environ["PULSE_COLLECT__SOURCE"] = str(posts.resolve())
+    return conf
+
+
+def run_demo(day: dt.date, labels: Path | None = None, posts: Path | None = None,
+             settings: Settings | None = None) -> dict[str, Any]:
+    """Run collect_posts, annotation, train_sentiment and score_posts for ``day``."""
+    settings = settings or reload_settings()
+    prepare_inputs(settings, labels, posts)
+    settings = reload_settings()
+    environment = apply_airflow_environment(settings)
+    migrate_airflow_db(environment)
+    dags = load_dags()
+
+    states = {}
+    for dag_id in PIPELINE:
+        conf = {"simulate_annotator": labels is None} if dag_id == "annotation" else {}
+        states[dag_id] = run_dag(dags[dag_id], day, conf)
+    return summarize(settings, day, states)
+
+
+def summarize(settings: Settings, day: dt.date, states: dict[str, str]) -> dict[str, Any]:
+    """Collect where the outputs are and how to open the UIs."""
+    from tasks import storage
+
+    store = storage.open_store(settings.store, settings.s3_endpoint_url or None)
+    manifest_key = storage.partition_key("manifests", day, "collect.json")
+    manifest = storage.read_json(store, manifest_key)
+    return {
+        "date": day.isoformat(),
+        "dag_runs": states,
+        "counts": {k: manifest[k] for k in ("collected", "clean", "duplicates", "quarantined")},
+        "outputs": {
+            "manifest": store.uri(manifest_key),
+            "clean_posts": store.uri(storage.partition_key("clean_posts", day)),
+            "quarantine": store.uri(storage.partition_key("quarantine", day)),
+            "scores": store.uri(storage.partition_key("scores", day)),
+            "validation_reports": store.uri(f"validations/date={day.isoformat()}/"),
+        },
+        "airflow_ui": "pulse airflow standalone   # then open http://localhost:8080",
+        "mlflow_ui": f"pulse mlflow ui   # tracking URI {settings.tracking_uri}",
+    }
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    return json.dumps(summary, indent=2)

@@ -1,0 +1,126 @@
+"""One function per pipeline step, bound to the settings and the store.
+
+DAG tasks and the ``pulse`` CLI call these. Each takes the partition date and returns a
+small JSON-ready summary (it becomes the task's XCom in Airflow).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+from typing import Any
+
+from tasks import storage
+from tasks.annotate import export, labels, simulate
+from tasks.collect import sample, stage
+from tasks.collect.sources import open_source
+from tasks.registry import promotion
+from tasks.score import batch
+from tasks.settings import Settings, get_settings
+from tasks.train.classifier import split_by_hash
+from tasks.train.pipeline import train_and_register
+
+log = logging.getLogger(__name__)
+
+SENTIMENT_LABELS = list(sample.SENTIMENT_LABELS)
+
+
+def as_date(day: str | dt.date) -> dt.date:
+    return day if isinstance(day, dt.date) else dt.date.fromisoformat(str(day)[:10])
+
+
+def _context(settings: Settings | None) -> tuple[Settings, storage.Store]:
+    settings = settings or get_settings()
+    return settings, storage.open_store(settings.store, settings.s3_endpoint_url or None)
+
+
+def collect_raw(day: str | dt.date, source: str | None = None,
+                settings: Settings | None = None) -> dict[str, Any]:
+    """Fetch the day's posts from the configured (or given) source into raw_posts."""
+    settings, store = _context(settings)
+    spec = source or settings.collect.source
+    count = stage.collect_raw(open_source(spec, settings.collect.sample_size), store, as_date(day))
+    return {"source": spec, "collected": count}
+
+
+def validate_raw(day: str | dt.date, settings: Settings | None = None) -> dict[str, int]:
+    """Run the raw_posts suite; quarantine failing records."""
+    settings, store = _context(settings)
+    return stage.validate_raw(store, as_date(day), settings)
+
+
+def clean(day: str | dt.date, settings: Settings | None = None) -> dict[str, int]:
+    """Normalise, mask and de-duplicate the valid posts into clean_posts."""
+    _, store = _context(settings)
+    return stage.clean_posts(store, as_date(day))
+
+
+def write_manifest(day: str | dt.date, source: str | None = None,
+                   settings: Settings | None = None) -> dict[str, Any]:
+    """Check collected = clean + duplicates + quarantined and store the manifest."""
+    settings, store = _context(settings)
+    return stage.write_manifest(store, as_date(day), source or settings.collect.source)
+
+
+def collect_day(day: str | dt.date, source: str | None = None,
+                settings: Settings | None = None) -> dict[str, Any]:
+    """Run every collection step for one day, as the collect_posts DAG does."""
+    collect_raw(day, source, settings)
+    validate_raw(day, settings)
+    clean(day, settings)
+    return write_manifest(day, source, settings)
+
+
+def export_annotations(day: str | dt.date, settings: Settings | None = None) -> dict[str, str]:
+    """Export a sample of the day's clean posts as Label Studio tasks."""
+    settings, store = _context(settings)
+    posts = storage.read_frame(store, stage.CLEAN, as_date(day))
+    return export.export_for_labeling(store, as_date(day), posts, settings.annotation.export_size,
+                                      SENTIMENT_LABELS)
+
+
+def simulate_annotator(day: str | dt.date, settings: Settings | None = None) -> dict[str, str]:
+    """Answer the day's exported sample tasks with the sample's own labels (demo only)."""
+    settings, store = _context(settings)
+    key = storage.partition_key(export.ANNOTATION_TASKS, as_date(day), "label_studio_tasks.json")
+    gold = sample.gold_labels(as_date(day), count=settings.collect.sample_size)
+    finished = simulate.complete_label_studio_tasks(storage.read_json(store, key), gold)
+    path = simulate.write_export(finished, settings.label_inbox, as_date(day))
+    return {"export": str(path)}
+
+
+def import_labels(day: str | dt.date, settings: Settings | None = None) -> dict[str, int]:
+    """Import new finished label files from the inbox into the day's labels partition."""
+    settings, store = _context(settings)
+    files = labels.files_to_import(store, settings.label_inbox, as_date(day))
+    return labels.import_labels(store, as_date(day), files, SENTIMENT_LABELS)
+
+
+def train_sentiment(day: str | dt.date, settings: Settings | None = None) -> dict[str, Any]:
+    """Train on every label imported up to ``day`` and register a sentiment model version."""
+    settings, store = _context(settings)
+    frame = labels.load_all_labels(store, as_date(day))
+    train, validation = split_by_hash(frame, settings.train.validation_percent)
+    partitions = sorted(set(frame["partition"])) if not frame.empty else []
+    data_tags = {"data.labels_partitions": ",".join(partitions),
+                 "data.labels_store": store.uri(labels.LABELS),
+                 "data.train_size": str(len(train)), "data.validation_size": str(len(validation))}
+    registered = train_and_register(train, validation, SENTIMENT_LABELS, settings,
+                                    settings.registry.sentiment_model, data_tags)
+    return {"model_uri": registered.uri, "version": registered.version,
+            "macro_f1": registered.metrics["macro_f1"],
+            "macro_recall": registered.metrics["macro_recall"]}
+
+
+def promote_sentiment(settings: Settings | None = None) -> dict[str, Any]:
+    """Run the promotion gate on the newest sentiment model version."""
+    settings, _ = _context(settings)
+    decision = promotion.promote_latest(settings, settings.registry.sentiment_model)
+    return dataclasses.asdict(decision)
+
+
+def score_sentiment(day: str | dt.date, settings: Settings | None = None) -> dict[str, Any]:
+    """Score the day's clean posts with the champion sentiment model."""
+    settings, store = _context(settings)
+    return batch.score_partition(store, as_date(day), settings, settings.registry.sentiment_model)
