@@ -31,7 +31,11 @@ from tasks import jobs
     catchup=False,
     max_active_runs=1,
     tags=["social-pulse", "collect"],
-    params={"date": Param(None, type=["null", "string"], format="date", description=DATE_PARAM_DOC)},
+    params={
+        "date": Param(None, type=["null", "string"], format="date", description=DATE_PARAM_DOC),
+        "source": Param(None, type=["null", "string"],
+                        description="Override collect.source for this run: 'sample' or a path."),
+    },
     doc_md=__doc__,
 )
 def collect_posts():
@@ -43,7 +47,7 @@ def collect_posts():
     @task
     def collect_raw(day: str) -> dict:
         """Fetch the day's posts from the configured source into `raw_posts`."""
-        return jobs.collect_raw(day)
+        return jobs.collect_raw(day, get_current_context()["params"]["source"])
 
     @task
     def validate_raw(day: str, collected: dict) -> dict:
@@ -58,7 +62,7 @@ def collect_posts():
     @task(outlets=[CLEAN_POSTS])
     def write_manifest(day: str, cleaned: dict) -> dict:
         """Check the counts add up, store the manifest and publish `clean_posts`."""
-        manifest = jobs.write_manifest(day)
+        manifest = jobs.write_manifest(day, get_current_context()["params"]["source"])
         mark_partition(get_current_context(), CLEAN_POSTS, day, clean=manifest["clean"])
         return manifest
 

@@ -78,10 +78,16 @@ def predict_file(input_path: Path, output_path: Path, model_uri: str | None,
     """Write one JSON line per input post with its label and class probabilities."""
     import mlflow
 
-    from tasks.registry.tracking import configure_mlflow
+    from tasks.registry.tracking import champion_version, configure_mlflow
 
-    configure_mlflow(settings)
-    uri = model_uri or f"models:/{settings.registry.sentiment_model}@{settings.registry.champion_alias}"
+    client = configure_mlflow(settings)
+    name, alias = settings.registry.sentiment_model, settings.registry.champion_alias
+    if model_uri is None and champion_version(client, name, alias) is None:
+        raise LookupError(
+            f"registered model {name!r} has no '{alias}' version: run `pulse promote sentiment` "
+            f"after training, or pass --model models:/{name}/<version>"
+        )
+    uri = model_uri or f"models:/{name}@{alias}"
     records = read_posts_file(input_path)
     for record in records:
         if "error" not in record and not str(record.get("text") or "").strip():

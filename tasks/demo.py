@@ -76,7 +76,7 @@ def prepare_inputs(settings: Settings, labels: Path | None, posts: Path | None) 
     if posts is not None:
         if not posts.exists():
             raise FileNotFoundError(f"posts file or folder {posts} not found")
-        os.environ["PULSE_COLLECT__SOURCE"] = str(posts.resolve())
+        conf["source"] = str(posts.resolve())
     return conf
 
 
@@ -84,15 +84,17 @@ def run_demo(day: dt.date, labels: Path | None = None, posts: Path | None = None
              settings: Settings | None = None) -> dict[str, Any]:
     """Run collect_posts, annotation, train_sentiment and score_posts for ``day``."""
     settings = settings or reload_settings()
-    prepare_inputs(settings, labels, posts)
-    settings = reload_settings()
+    collect_conf = prepare_inputs(settings, labels, posts)
     environment = apply_airflow_environment(settings)
     migrate_airflow_db(environment)
     dags = load_dags()
 
     states = {}
     for dag_id in PIPELINE:
-        conf = {"simulate_annotator": labels is None} if dag_id == "annotation" else {}
+        conf = {
+            "collect_posts": collect_conf,
+            "annotation": {"simulate_annotator": labels is None and posts is None},
+        }.get(dag_id, {})
         states[dag_id] = run_dag(dags[dag_id], day, conf)
     return summarize(settings, day, states)
 

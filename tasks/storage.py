@@ -66,11 +66,12 @@ class LocalStore:
         return self._path(key).is_file()
 
     def list_keys(self, prefix: str) -> list[str]:
-        base = self._path(prefix)
+        """Return keys that start with ``prefix`` as a string, as S3 does."""
+        base = self._path(prefix) if prefix.endswith("/") else self._path(prefix).parent
         if not base.is_dir():
             return []
         keys = (p.relative_to(self.root).as_posix() for p in base.rglob("*") if p.is_file())
-        return sorted(k for k in keys if not Path(k).name.startswith("."))
+        return sorted(k for k in keys if k.startswith(prefix) and not Path(k).name.startswith("."))
 
     def uri(self, key: str) -> str:
         return str(self._path(key))

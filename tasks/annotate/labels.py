@@ -26,7 +26,8 @@ log = logging.getLogger(__name__)
 
 LABELS = "labels"
 LABELS_QUARANTINE = "labels_quarantine"
-LEDGER_KEY = "labels/_imports.json"
+LEDGER_KEY = "label_imports/ledger.json"
+QUARANTINE_COLUMNS = ["source_file", "line", "field", "reason", "fix", "text", "label"]
 LABEL_COLUMNS = ["text", "label", "post_id", "annotator", "annotated_at", "source_file", "line"]
 LABEL_FILE_SUFFIXES = {".json", ".jsonl", ".csv"}
 
@@ -41,14 +42,26 @@ def read_label_file(path: Path) -> pd.DataFrame:
     if path.suffix == ".json":
         rows = _label_studio_rows(json.loads(data.decode("utf-8-sig")))
     elif path.suffix == ".csv":
-        reader = csv.DictReader(io.StringIO(data.decode("utf-8-sig"), newline=""))
-        rows = [_plain_row(row, reader.line_num) for row in reader]
+        rows = _csv_rows(data.decode("utf-8-sig"))
     else:
         rows = [_plain_row(json.loads(line), number)
                 for number, line in enumerate(data.decode("utf-8-sig").splitlines(), start=1)
                 if line.strip()]
     frame = pd.DataFrame(rows, columns=LABEL_COLUMNS)
     return frame.assign(source_file=path.name)
+
+
+def _csv_rows(text: str) -> list[dict[str, Any]]:
+    """Rows of a CSV label file, each numbered by the line it starts on."""
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    rows: list[dict[str, Any]] = []
+    if reader.fieldnames is None:
+        return rows
+    start = reader.line_num + 1
+    for record in reader:
+        rows.append(_plain_row(record, start))
+        start = reader.line_num + 1
+    return rows
 
 
 def _plain_row(record: dict[str, Any], line: int) -> dict[str, Any]:
@@ -122,7 +135,8 @@ def import_labels(
     accepted = accepted.assign(text=accepted["text"].map(normalize_text))
 
     storage.write_frame(store, LABELS, day, accepted)
-    storage.write_frame(store, LABELS_QUARANTINE, day, pd.DataFrame(quarantine))
+    storage.write_frame(store, LABELS_QUARANTINE, day,
+                        pd.DataFrame(quarantine, columns=QUARANTINE_COLUMNS))
     _record_imports(store, files, day)
     log.info("imported %d labels for %s from %d files, %d quarantined",
              len(accepted), day, len(files), len(quarantine))

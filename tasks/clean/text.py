@@ -15,12 +15,14 @@ URL = re.compile(r"(?:https?://|www\.)\S+|\b(?:t\.co|bit\.ly|t\.cn)/\S+", re.IGN
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 # Weibo re-post chains name the original author as "//@name:".
 HANDLE = re.compile(r"(?<![\w@])@[\w\u4e00-\u9fff.-]{1,30}\w|(?<![\w@])@\w")
+# Boundaries are ASCII letters and digits only: Chinese characters count as \w in Python's
+# re, and a number written right after them ("电话13812345678") must still match.
 PHONE = re.compile(
-    r"(?<!\w)(?:"
+    r"(?<![0-9A-Za-z_+])(?:"
     r"\+\d{1,3}[\s.-]?\(?\d{1,4}\)?(?:[\s.-]?\d{2,4}){2,4}"  # international, +1 415-555-0134
-    r"|\(?\b\d{3}\)?[\s.-]\d{3}[\s.-]\d{4}\b"  # US, (415) 555-0134 or 415-555-0134
-    r"|\b1[3-9]\d{9}\b"  # Chinese mobile, 13812345678
-    r")(?!\w)"
+    r"|(?:\(\d{3}\)\s?|\d{3}[\s.-])\d{3}[\s.-]\d{4}"  # US, (415) 555-0134 or 415-555-0134
+    r"|1[3-9]\d{9}"  # Chinese mobile, 13812345678
+    r")(?![0-9A-Za-z_])"
 )
 UNICODE_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
 WHITESPACE = re.compile(r"\s+")

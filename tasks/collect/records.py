@@ -53,7 +53,9 @@ def _decode(data: bytes) -> tuple[str, str | None]:
 def _split_csv(raw_file: RawFile) -> list[dict[str, Any]]:
     text = raw_file.data.decode("utf-8", errors="surrogateescape").removeprefix("\ufeff")
     reader = csv.DictReader(io.StringIO(text, newline=""))
-    records = []
+    records: list[dict[str, Any]] = []
+    if reader.fieldnames is None:  # reads the header row, so line_num now counts it
+        return records
     line = reader.line_num + 1
     for row in reader:
         raw = json.dumps(row, ensure_ascii=False, default=str)
@@ -107,12 +109,21 @@ def _default_id(record: dict[str, Any]) -> str:
 
 
 def _to_utc(value: Any, day: dt.date) -> str | None:
-    """Return ``value`` as ISO-8601 UTC; the day's midnight when absent; unparseable as is."""
+    """Return ``value`` as ISO-8601 UTC; the day's midnight when absent; unparseable as is.
+
+    Numbers are Unix epoch seconds, or milliseconds when above 1e11 (after year 5138 in
+    seconds). Text without a digit, such as "now", is not a timestamp and is kept as is.
+    """
     if value in (None, ""):
         return f"{day.isoformat()}T00:00:00Z"
+    if isinstance(value, bool) or (isinstance(value, str) and not any(c.isdigit() for c in value)):
+        return str(value)
     try:
-        stamp = pd.Timestamp(value)
-    except (ValueError, TypeError):
+        if isinstance(value, (int, float)):
+            stamp = pd.Timestamp(value, unit="ms" if abs(value) > 1e11 else "s")
+        else:
+            stamp = pd.Timestamp(value)
+    except (ValueError, TypeError, OverflowError):
         return str(value)
     stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
     return stamp.strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -102,9 +102,11 @@ def validate_frame(
     frame: pd.DataFrame, suite_name: str, parameters: dict[str, Any] | None = None
 ) -> ValidationReport:
     """Validate ``frame`` with suite ``suite_name``; rows are keyed by their position."""
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+    # GX logs every API registration at INFO on import; keep its warnings only.
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
     import great_expectations as gx
 
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = {"globally": False}
     suite = context.suites.add(gx.ExpectationSuite(**load_suite_config(suite_name)))
@@ -167,13 +169,19 @@ def _summarize(described: dict[str, Any]) -> dict[str, Any]:
         for key in ("partial_unexpected_list", "partial_unexpected_index_list",
                     "partial_unexpected_counts"):
             if key in outcome:
-                outcome[key] = json.loads(json.dumps(outcome[key][:10], default=_short))
-    return json.loads(json.dumps(described, default=_short))
+                outcome[key] = outcome[key][:10]
+    return _shorten(json.loads(json.dumps(described, default=str)))
 
 
-def _short(value: Any) -> Any:
-    text = str(value)
-    return text if len(text) <= _MAX_STORED_VALUE else text[:_MAX_STORED_VALUE] + "…"
+def _shorten(value: Any) -> Any:
+    """Cut every string in a JSON-like value to _MAX_STORED_VALUE characters."""
+    if isinstance(value, str) and len(value) > _MAX_STORED_VALUE:
+        return value[:_MAX_STORED_VALUE] + f"… ({len(value)} characters)"
+    if isinstance(value, list):
+        return [_shorten(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _shorten(item) for key, item in value.items()}
+    return value
 
 
 def _render_html(result: Any) -> str:

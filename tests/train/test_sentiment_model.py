@@ -1,0 +1,183 @@
+"""Training, registration, prediction and the promotion gate on a tiny real training run.
+
+One model is trained per module (about 20 s on two CPU cores) and shared by the tests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import io
+import json
+import re
+import tempfile
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+
+from tasks import cli
+from tasks.collect.sample import generate_posts
+from tasks.registry import promotion
+from tasks.registry.tracking import champion_version, configure_mlflow
+from tasks.settings import reload_settings
+from tasks.train.pipeline import EVALUATION_ARTIFACT
+
+MODEL = "social-pulse-sentiment"
+
+
+def _write_labeled(path, day: dt.date, count: int) -> None:
+    rows = [{"text": p.text, "label": p.label} for p in generate_posts(day, count=count)]
+    path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """Train once with `pulse train sentiment`; yield the settings and the printed URI."""
+    folder = tmp_path_factory.mktemp("train")
+    _write_labeled(folder / "train.jsonl", dt.date(2026, 1, 1), 96)
+    _write_labeled(folder / "validation.jsonl", dt.date(2026, 1, 2), 40)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PULSE_HOME", str(folder / "home"))
+        settings = reload_settings()
+        output = io.StringIO()
+        with contextlib.redirect_stdout(output):
+            code = cli.main(["train", "sentiment", "--train", str(folder / "train.jsonl"),
+                             "--validation", str(folder / "validation.jsonl")])
+        yield {"settings": settings, "code": code, "stdout": output.getvalue(), "folder": folder}
+    reload_settings()
+
+
+def test_train_prints_uri_last(trained):
+    assert trained["code"] == 0
+    last_line = trained["stdout"].strip().splitlines()[-1]
+    assert re.fullmatch(r"models:/social-pulse-sentiment/\d+", last_line)
+
+
+def test_version_tagged_with_data_and_code(trained):
+    client = configure_mlflow(trained["settings"])
+    version = client.get_model_version(MODEL, "1")
+    assert version.tags["data.train_file"].endswith("train.jsonl")
+    assert version.tags["data.train_size"] == "96"
+    assert version.tags["code_version"]
+    assert 0.0 <= float(version.tags["validation_macro_f1"]) <= 1.0
+
+
+def test_run_logs_metrics_and_plots(trained):
+    client = configure_mlflow(trained["settings"])
+    run = client.get_run(client.get_model_version(MODEL, "1").run_id)
+    for key in ("accuracy", "macro_precision", "macro_recall", "macro_f1", "f1_negative"):
+        assert key in run.data.metrics
+    artifacts = {item.path for item in client.list_artifacts(run.info.run_id, "evaluation")}
+    assert "evaluation/confusion_matrix.png" in artifacts
+    assert EVALUATION_ARTIFACT in artifacts
+
+
+def test_pyfunc_outputs_probabilities(trained):
+    configure_mlflow(trained["settings"])
+    model = mlflow.pyfunc.load_model(f"models:/{MODEL}/1")
+    output = model.predict(pd.DataFrame({"text": ["great day 😍", "awful service", "ok"]}))
+    assert list(output.columns) == ["label", "confidence", "prob_negative", "prob_neutral",
+                                    "prob_positive"]
+    sums = output[["prob_negative", "prob_neutral", "prob_positive"]].sum(axis=1)
+    assert sums.round(4).tolist() == [1.0, 1.0, 1.0]
+    assert set(output["label"]) <= {"negative", "neutral", "positive"}
+
+
+def test_predict_cli_keeps_ids_and_reports_bad_lines(trained, tmp_path):
+    source = tmp_path / "in.jsonl"
+    source.write_text(
+        json.dumps({"id": "p1", "text": "love it", "user": "x"}) + "\n"
+        + "{not json\n"
+        + json.dumps({"id": "p3"}) + "\n"
+        + json.dumps({"text": "no id here"}) + "\n"
+    )
+    target = tmp_path / "out.jsonl"
+    code = cli.main(["predict", "sentiment", "--input", str(source), "--output", str(target),
+                     "--model", f"models:/{MODEL}/1"])
+    rows = [json.loads(line) for line in target.read_text().splitlines()]
+    assert code == 0
+    assert [row["id"] for row in rows] == ["p1", 2, "p3", 4]
+    assert rows[0]["input_fields"] == {"user": "x"}
+    assert set(rows[0]["probabilities"]) == {"negative", "neutral", "positive"}
+    assert "invalid JSON" in rows[1]["error"]
+    assert "text" in rows[2]["error"]
+    assert rows[3]["label"] in {"negative", "neutral", "positive"}
+
+
+def test_predict_csv_uses_line_numbers(trained, tmp_path):
+    source = tmp_path / "in.csv"
+    source.write_text('text,extra\n"multi\nline post",1\nsecond,2\n')
+    target = tmp_path / "out.jsonl"
+    cli.main(["predict", "sentiment", "--input", str(source), "--output", str(target),
+              "--model", f"models:/{MODEL}/1"])
+    rows = [json.loads(line) for line in target.read_text().splitlines()]
+    assert [row["id"] for row in rows] == [2, 3]
+
+
+def test_predict_without_champion_fails_clearly(trained, tmp_path, caplog):
+    configure_mlflow(trained["settings"])
+    client = mlflow.MlflowClient()
+    if champion_version(client, MODEL, "champion") is not None:
+        client.delete_registered_model_alias(MODEL, "champion")
+    source = tmp_path / "in.jsonl"
+    source.write_text(json.dumps({"text": "hi"}) + "\n")
+    code = cli.main(["predict", "sentiment", "--input", str(source),
+                     "--output", str(tmp_path / "out.jsonl")])
+    assert code != 0
+
+
+def _register_copy(client, macro_f1: float) -> str:
+    """Register a new version reusing version 1's model but reporting ``macro_f1``."""
+    original = client.get_model_version(MODEL, "1")
+    with mlflow.start_run() as run:
+        mlflow.log_metric("macro_f1", macro_f1)
+        mlflow.log_param("labels", "negative,neutral,positive")
+        evaluation = promotion.load_evaluation_set(original.run_id)
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "validation.parquet"
+            evaluation.to_parquet(path)
+            mlflow.log_artifact(str(path), "evaluation")
+    version = client.create_model_version(MODEL, original.source, run_id=run.info.run_id)
+    return str(version.version)
+
+
+def test_gate_first_version_then_regression(trained):
+    settings = trained["settings"]
+    client = configure_mlflow(settings)
+    for alias in ("champion",):
+        if champion_version(client, MODEL, alias) is not None:
+            client.delete_registered_model_alias(MODEL, alias)
+
+    first = promotion.promote_latest(settings, MODEL)
+    assert first.promoted
+    assert any("no champion yet" in reason for reason in first.reasons)
+    assert str(client.get_model_version_by_alias(MODEL, "champion").version) == first.candidate
+
+    worse = _register_copy(client, macro_f1=0.0)
+    decision = promotion.promote_latest(settings, MODEL)
+    assert decision.candidate == worse
+    assert not decision.promoted
+    assert any("regression" in reason for reason in decision.reasons)
+    assert str(client.get_model_version_by_alias(MODEL, "champion").version) == first.candidate
+    assert client.get_model_version(MODEL, worse).tags["promotion_decision"] == "rejected"
+
+
+def test_gate_floor_rejects(trained, monkeypatch):
+    monkeypatch.setenv("PULSE_REGISTRY__MACRO_F1_FLOOR", "0.99")
+    settings = reload_settings()
+    client = configure_mlflow(settings)
+    candidate = _register_copy(client, macro_f1=0.5)
+    decision = promotion.promote_latest(settings, MODEL)
+    assert decision.candidate == candidate
+    assert not decision.promoted
+    assert "floor 0.99" in decision.reasons[0]
+    assert "rejected" in client.get_model_version(MODEL, candidate).description
+
+
+def test_gate_skips_decided_version(trained):
+    settings = reload_settings()
+    decision = promotion.promote_latest(settings, MODEL)
+    assert not decision.promoted
+    assert "already decided" in decision.reasons[0]
