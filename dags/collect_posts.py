@@ -27,7 +27,7 @@ from tasks import jobs
 @dag(
     dag_id="collect_posts",
     schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
-    start_date=pendulum.datetime(2026, 12, 1, tz="UTC"),
+    start_date=pendulum.datetime(2020, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
     tags=["social-pulse", "collect"],

@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 @dag(
     dag_id="score_posts",
     schedule=(CLEAN_POSTS | SENTIMENT_MODEL),
-    start_date=pendulum.datetime(2026, 12, 1, tz="UTC"),
+    start_date=pendulum.datetime(2020, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
     tags=["social-pulse", "score"],

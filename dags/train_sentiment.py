@@ -23,7 +23,7 @@ from tasks import jobs
 @dag(
     dag_id="train_sentiment",
     schedule=[LABELS],
-    start_date=pendulum.datetime(2026, 12, 1, tz="UTC"),
+    start_date=pendulum.datetime(2020, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
     tags=["social-pulse", "train"],

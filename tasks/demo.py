@@ -59,6 +59,10 @@ def run_dag(dag: Any, day: dt.date, conf: dict[str, Any]) -> str:
     log.info("running DAG %s for %s", dag.dag_id, day)
     run = dag.test(logical_date=logical, run_conf={"date": day.isoformat(), **conf})
     state = str(getattr(run, "state", "unknown"))
+    # A run whose logical date precedes the DAG's start_date gets no task instances and is
+    # still marked successful, so check that tasks really ran.
+    if not run.get_task_instances():
+        raise DagRunFailedError(f"DAG {dag.dag_id} created no task instances for {day}")
     if state != "success":
         raise DagRunFailedError(f"DAG {dag.dag_id} for {day} ended in state {state}; "
                                 f"see the task logs above")
