@@ -29,6 +29,7 @@ from tasks import jobs
     schedule=[CLEAN_POSTS],
     start_date=pendulum.datetime(2020, 1, 1, tz="UTC"),
     catchup=False,
+    is_paused_upon_creation=False,
     max_active_runs=1,
     tags=["social-pulse", "annotation"],
     params={

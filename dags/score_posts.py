@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
     schedule=(CLEAN_POSTS | SENTIMENT_MODEL),
     start_date=pendulum.datetime(2020, 1, 1, tz="UTC"),
     catchup=False,
+    is_paused_upon_creation=False,
     max_active_runs=1,
     tags=["social-pulse", "score"],
     params={"date": Param(None, type=["null", "string"], format="date", description=DATE_PARAM_DOC)},

@@ -25,6 +25,7 @@ from tasks import jobs
     schedule=[LABELS],
     start_date=pendulum.datetime(2020, 1, 1, tz="UTC"),
     catchup=False,
+    is_paused_upon_creation=False,
     max_active_runs=1,
     tags=["social-pulse", "train"],
     params={"date": Param(None, type=["null", "string"], format="date", description=DATE_PARAM_DOC)},
