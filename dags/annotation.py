@@ -6,7 +6,7 @@ Runs when a day's `clean_posts` are published:
 1. **export_tasks**: write a sample of the day's clean posts (masked text only) as a
    Label Studio import file, with a matching labeling config, under `annotation_tasks`.
 2. **simulate_annotator**: only when the `simulate_annotator` param is true (the demo),
-   answer the sample's tasks with its known labels, as a Label Studio export in the inbox.
+   complete the sample's tasks with its known labels and write a Label Studio export to the inbox.
 3. **import_labels**: import finished exports from the label inbox (Label Studio JSON, or
    JSONL/CSV with `text` and `label`), validate them with the `labels` suite and write the
    day's `labels` partition.
@@ -35,7 +35,7 @@ from tasks import jobs
     params={
         "date": Param(None, type=["null", "string"], format="date", description=DATE_PARAM_DOC),
         "simulate_annotator": Param(False, type="boolean",
-                                    description="Answer exported sample tasks with known labels (demo)."),
+                                    description="Complete exported sample tasks with their known labels (demo only)."),
     },
     doc_md=__doc__,
 )

@@ -1,6 +1,6 @@
 """``pulse demo``: run every DAG for one date through Airflow's ``dag.test()``.
 
-Uses the embedded defaults unless the settings say otherwise: Airflow and MLflow on
+Uses the embedded defaults unless the settings override them: Airflow and MLflow on
 SQLite under the project's ``.pulse`` folder, the store in ``.pulse/store``, the built-in
 sample as source and the bundled base model.
 """

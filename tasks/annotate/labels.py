@@ -72,7 +72,7 @@ def _plain_row(record: dict[str, Any], line: int) -> dict[str, Any]:
 
 
 def _label_studio_rows(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per task: the latest annotation that was not cancelled, if any."""
+    """Return one row per task, from its latest annotation that was not cancelled."""
     rows = []
     for index, task in enumerate(tasks, start=1):
         data = task.get("data", {})

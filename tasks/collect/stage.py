@@ -104,11 +104,8 @@ def clean_posts(store: storage.Store, day: dt.date) -> dict[str, int]:
     cleaned["author"] = cleaned["author"].map(_pseudonymize)
 
     cleaned = cleaned.sort_values(["created_at", "source", "line"], kind="stable")
-    keys = cleaned["text"].map(dedup_key)
-    first_id = dict(zip(keys[~keys.duplicated()], cleaned["id"][~keys.duplicated()]))
-    duplicate = keys.duplicated() | cleaned["id"].duplicated()
-    duplicates = cleaned[duplicate].assign(duplicate_of=keys[duplicate].map(first_id))
-    clean = cleaned[~duplicate][CLEAN_COLUMNS]
+    duplicates, clean = split_duplicates(cleaned)
+    clean = clean[CLEAN_COLUMNS]
 
     report = validate_frame(clean, "clean_posts")
     save_validation(store, day, report)
@@ -116,6 +113,31 @@ def clean_posts(store: storage.Store, day: dt.date) -> dict[str, int]:
     storage.write_frame(store, DUPLICATES, day, duplicates)
     storage.write_frame(store, CLEAN, day, clean)
     return {"clean": len(clean), "duplicates": len(duplicates)}
+
+
+def split_duplicates(posts: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split ``posts`` (sorted, first occurrence wins) into duplicates and originals.
+
+    A post is a duplicate when its text, compared by ``dedup_key`` (retweet prefix, case and
+    white space ignored), or its id was seen earlier. Duplicates get ``duplicate_of`` (the
+    earlier post's id) and ``duplicate_reason``.
+    """
+    keys = posts["text"].map(dedup_key)
+    same_text = keys.duplicated()
+    same_id = posts["id"].duplicated() & ~same_text
+    first_id_by_key = dict(zip(keys[~same_text], posts["id"][~same_text]))
+
+    duplicates = posts[same_text | same_id].copy()
+    duplicates["duplicate_of"] = [
+        first_id_by_key[key] if text_dup else post_id
+        for key, text_dup, post_id in zip(keys[same_text | same_id], same_text[same_text | same_id],
+                                          duplicates["id"])
+    ]
+    duplicates["duplicate_reason"] = [
+        "same text as an earlier post" if text_dup else "id already used by an earlier post"
+        for text_dup in same_text[same_text | same_id]
+    ]
+    return duplicates, posts[~(same_text | same_id)]
 
 
 def _pseudonymize(author: Any) -> str | None:

@@ -37,7 +37,9 @@ def score_partition(store: storage.Store, day: dt.date, settings: Settings,
     posts = storage.read_frame(store, CLEAN, day)
     model = mlflow.pyfunc.load_model(f"models:/{model_name}@{alias}")
     log.info("scoring %d posts of %s with %s v%s", len(posts), day, model_name, champion.version)
-    predictions = model.predict(posts[["text"]]) if len(posts) else pd.DataFrame()
+    if posts.empty:
+        log.warning("no clean posts for %s: writing an empty scores partition", day)
+    predictions = model.predict(posts[["text"]])
 
     scores = pd.concat([posts[["id"]].reset_index(drop=True), predictions], axis=1)
     scores["model_name"] = model_name
