@@ -52,8 +52,8 @@ def validate_raw(day: str | dt.date, settings: Settings | None = None) -> dict[s
 
 def clean(day: str | dt.date, settings: Settings | None = None) -> dict[str, int]:
     """Normalise, mask and de-duplicate the valid posts into clean_posts."""
-    _, store = _context(settings)
-    return stage.clean_posts(store, as_date(day))
+    settings, store = _context(settings)
+    return stage.clean_posts(store, as_date(day), settings)
 
 
 def write_manifest(day: str | dt.date, source: str | None = None,

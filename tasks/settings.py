@@ -35,6 +35,10 @@ class CollectSettings(BaseModel):
     max_post_chars: int = Field(
         10_000, description="Posts with longer text are quarantined (characters)."
     )
+    dedup_days: int = Field(7, description="Earlier days of clean posts searched for duplicates.")
+    near_duplicate_threshold: float = Field(
+        0.8, description="Jaccard similarity of character 4-grams above which posts are duplicates."
+    )
 
 
 class AnnotationSettings(BaseModel):

@@ -79,3 +79,31 @@ def dedup_key(text: str) -> str:
     """Key under which two normalized texts count as the same post (retweets included)."""
     text = RETWEET_PREFIX.sub("", text)
     return WHITESPACE.sub(" ", text).strip().casefold()
+
+
+_PLACEHOLDERS = re.compile(r"@user|\bhttp\b|\[email\]|\[phone\]|#")
+_LANGUAGES = ["en", "zh", "es", "pt", "fr", "de", "it", "nl", "id", "tr", "ru", "ar", "ja", "ko"]
+
+
+def identify_language(text: str) -> str:
+    """Return the ISO 639-1 code of the post's language with langid, or 'und'.
+
+    Chinese is decided by script first, because short Chinese posts are reliable by script
+    and langid is slower. Text with fewer than 3 letters after removing placeholders is 'und'.
+    """
+    script = detect_language(text)
+    if script == "zh":
+        return "zh"
+    stripped = _PLACEHOLDERS.sub(" ", text)
+    if sum(ch.isalpha() for ch in stripped) < 3:
+        return "und"
+    return _langid().classify(stripped)[0]
+
+
+def _langid():  # noqa: ANN202 - langid has no types
+    import langid
+
+    if not getattr(_langid, "ready", False):
+        langid.set_languages(_LANGUAGES)
+        _langid.ready = True
+    return langid

@@ -14,7 +14,8 @@ from typing import Any
 import pandas as pd
 
 from tasks import storage
-from tasks.clean.text import dedup_key, detect_language, normalize_text
+from tasks.clean.dedup import DuplicateIndex
+from tasks.clean.text import identify_language, normalize_text
 from tasks.collect.records import RAW_COLUMNS, parse_posts, split_records
 from tasks.collect.sources import Source
 from tasks.settings import Settings
@@ -30,7 +31,9 @@ QUARANTINE = "quarantine"
 MANIFESTS = "manifests"
 VALIDATIONS = "validations"
 QUARANTINE_COLUMNS = ["source", "line", "id", "field", "reason", "fix", "expectation", "raw"]
-CLEAN_COLUMNS = ["id", "text", "lang", "created_at", "author", "source", "line", "extra"]
+CLEAN_COLUMNS = [
+    "id", "text", "lang", "created_at", "author", "source", "line", "extra", "lsh_bands",
+]
 
 
 class CountMismatchError(RuntimeError):
@@ -95,19 +98,27 @@ def _failure_detail(post: pd.Series, field: str, settings: Settings) -> str:
     return ""
 
 
-def clean_posts(store: storage.Store, day: dt.date) -> dict[str, int]:
-    """Normalise and mask valid posts, then move duplicates aside and write clean posts."""
+def clean_posts(store: storage.Store, day: dt.date, settings: Settings) -> dict[str, int]:
+    """Normalise and mask valid posts, then move duplicates aside and write clean posts.
+
+    Duplicates are searched within the day and in the clean posts of the previous
+    ``collect.dedup_days`` days.
+    """
     valid = storage.read_frame(store, VALID, day)
     cleaned = valid.assign(text=valid["text"].map(normalize_text))
-    cleaned["lang"] = [lang if lang in ("en", "zh") else detect_language(text)
+    cleaned["lang"] = [lang if isinstance(lang, str) and lang else identify_language(text)
                        for lang, text in zip(cleaned["lang"], cleaned["text"])]
     cleaned["author"] = cleaned["author"].map(_pseudonymize)
-
     cleaned = cleaned.sort_values(["created_at", "source", "line"], kind="stable")
-    duplicates, clean = split_duplicates(cleaned)
-    clean = clean[CLEAN_COLUMNS]
 
-    report = validate_frame(clean, "clean_posts")
+    index = DuplicateIndex(threshold=settings.collect.near_duplicate_threshold)
+    history = load_history(store, day, settings.collect.dedup_days, index)
+    duplicates, clean = split_duplicates(cleaned, index)
+    clean = clean[CLEAN_COLUMNS]
+    log.info("%s: %d clean, %d duplicates (checked against %d earlier posts)",
+             day, len(clean), len(duplicates), history)
+
+    report = validate_frame(clean.drop(columns=["lsh_bands"]), "clean_posts")
     save_validation(store, day, report)
     report.raise_for_critical()
     storage.write_frame(store, DUPLICATES, day, duplicates)
@@ -115,29 +126,50 @@ def clean_posts(store: storage.Store, day: dt.date) -> dict[str, int]:
     return {"clean": len(clean), "duplicates": len(duplicates)}
 
 
-def split_duplicates(posts: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+def load_history(store: storage.Store, day: dt.date, days: int, index: DuplicateIndex) -> int:
+    """Add the clean posts of the ``days`` days before ``day`` to ``index``; return the count."""
+    count = 0
+    for earlier in storage.list_partitions(store, CLEAN):
+        if not day - dt.timedelta(days=days) <= earlier < day:
+            continue
+        frame = storage.read_frame(store, CLEAN, earlier)
+        bands = frame["lsh_bands"] if "lsh_bands" in frame else frame["text"].map(index.band_keys)
+        for post_id, text, keys in zip(frame["id"], frame["text"], bands):
+            index.add(post_id, text, keys)
+        count += len(frame)
+    return count
+
+
+def split_duplicates(
+    posts: pd.DataFrame, index: DuplicateIndex | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split ``posts`` (sorted, first occurrence wins) into duplicates and originals.
 
-    A post is a duplicate when its text, compared by ``dedup_key`` (retweet prefix, case and
-    white space ignored), or its id was seen earlier. Duplicates get ``duplicate_of`` (the
-    earlier post's id) and ``duplicate_reason``.
+    A post is a duplicate when its id was seen earlier that day, or when ``index`` finds an
+    earlier post with the same text (retweet prefix, case and white space ignored) or a
+    near-identical one. Duplicates get ``duplicate_of`` and ``duplicate_reason``; originals
+    get their ``lsh_bands`` and are added to the index.
     """
-    keys = posts["text"].map(dedup_key)
-    same_text = keys.duplicated()
-    same_id = posts["id"].duplicated() & ~same_text
-    first_id_by_key = dict(zip(keys[~same_text], posts["id"][~same_text]))
+    index = index or DuplicateIndex()
+    seen_ids: set[str] = set()
+    duplicate_of, reasons, bands = [], [], []
+    for post_id, text in zip(posts["id"], posts["text"]):
+        keys = index.band_keys(text)
+        if post_id in seen_ids:
+            match = (post_id, "id already used by an earlier post")
+        else:
+            match = index.find(text, keys)
+        if match is None:
+            index.add(post_id, text, keys)
+            seen_ids.add(post_id)
+            match = ("", "")
+        duplicate_of.append(match[0])
+        reasons.append(match[1])
+        bands.append(keys)
 
-    duplicates = posts[same_text | same_id].copy()
-    duplicates["duplicate_of"] = [
-        first_id_by_key[key] if text_dup else post_id
-        for key, text_dup, post_id in zip(keys[same_text | same_id], same_text[same_text | same_id],
-                                          duplicates["id"])
-    ]
-    duplicates["duplicate_reason"] = [
-        "same text as an earlier post" if text_dup else "id already used by an earlier post"
-        for text_dup in same_text[same_text | same_id]
-    ]
-    return duplicates, posts[~(same_text | same_id)]
+    marked = posts.assign(duplicate_of=duplicate_of, duplicate_reason=reasons, lsh_bands=bands)
+    is_duplicate = marked["duplicate_of"] != ""
+    return marked[is_duplicate].drop(columns=["lsh_bands"]), marked[~is_duplicate]
 
 
 def _pseudonymize(author: Any) -> str | None:
