@@ -7,13 +7,32 @@ reads its configuration once on import.
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
 import tempfile
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 SESSION_HOME = Path(tempfile.mkdtemp(prefix="pulse-tests-"))
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+MOTO_SERVER = Path(sys.executable).parent / "moto_server"
+MOTO_BUCKET = "pulse-test"
+SERVER_START_TIMEOUT_S = 30
+# Dummy credentials for moto only. AWS_EC2_METADATA_DISABLED stops boto3 from querying the
+# instance metadata address.
+AWS_ENVIRONMENT = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_EC2_METADATA_DISABLED": "true",
+    "NO_PROXY": "127.0.0.1",
+    "no_proxy": "127.0.0.1",
+}
 
 os.environ.update({
     "PULSE_HOME": str(SESSION_HOME),
@@ -33,8 +52,8 @@ os.environ.update({
 for variable in [name for name in os.environ if name.startswith("AIRFLOW")]:
     del os.environ[variable]
 
-from tasks.airflow_env import apply_airflow_environment  # noqa: E402
-from tasks.settings import reload_settings  # noqa: E402
+from tasks.airflow_env import apply_airflow_environment
+from tasks.settings import reload_settings
 
 apply_airflow_environment(reload_settings())
 
@@ -65,3 +84,62 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "sentiment-en" / "train.jsonl").is_file():
         pytest.skip(f"labeled data not found under {SHARED_DATA}")
     return SHARED_DATA
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, process: subprocess.Popen, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(
+                f"moto_server exited with code {process.returncode} before listening")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"moto_server did not listen on 127.0.0.1:{port} within {timeout_s} s")
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint(tmp_path_factory) -> Iterator[str]:
+    """Start moto_server on a free local port, create the test bucket and yield its URL."""
+    if not MOTO_SERVER.is_file():
+        pytest.skip(f"moto_server not found at {MOTO_SERVER}: install the dev extras")
+
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in AWS_ENVIRONMENT.items():
+            patch.setenv(name, value)
+        for name in ["AWS_PROFILE", "AWS_CA_BUNDLE", "HTTP_PROXY", "HTTPS_PROXY",
+                     "http_proxy", "https_proxy"]:
+            patch.delenv(name, raising=False)
+        aws_folder = tmp_path_factory.mktemp("aws")
+        patch.setenv("AWS_CONFIG_FILE", str(aws_folder / "config"))
+        patch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(aws_folder / "credentials"))
+
+        port = free_port()
+        log_path = tmp_path_factory.mktemp("moto") / "moto_server.log"
+        with open(log_path, "wb") as log_file:
+            process = subprocess.Popen(
+                [str(MOTO_SERVER), "-H", "127.0.0.1", "-p", str(port)],
+                stdout=log_file, stderr=subprocess.STDOUT, env=os.environ.copy(),
+            )
+        try:
+            wait_for_port(port, process, SERVER_START_TIMEOUT_S)
+            endpoint = f"http://127.0.0.1:{port}"
+            import boto3
+
+            boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket=MOTO_BUCKET)
+            yield endpoint
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()

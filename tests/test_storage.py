@@ -6,16 +6,11 @@ The S3 tests run against a real moto server, started as a subprocess on 127.0.0.
 from __future__ import annotations
 
 import datetime as dt
-import os
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import MOTO_BUCKET
 
 from tasks import storage
 from tasks.storage import LocalStore, S3Store, open_store
@@ -23,20 +18,7 @@ from tasks.storage import LocalStore, S3Store, open_store
 DAY = dt.date(2024, 3, 1)
 NEXT_DAY = dt.date(2024, 3, 2)
 LAST_DAY = dt.date(2024, 3, 3)
-MOTO_SERVER = Path(sys.executable).parent / "moto_server"
-BUCKET = "pulse-test"
-SERVER_START_TIMEOUT_S = 30
-# Dummy credentials for moto only. AWS_EC2_METADATA_DISABLED stops boto3 from querying the
-# instance metadata address.
-AWS_ENVIRONMENT = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_EC2_METADATA_DISABLED": "true",
-    "NO_PROXY": "127.0.0.1",
-    "no_proxy": "127.0.0.1",
-}
+BUCKET = MOTO_BUCKET
 
 
 def make_frame(values: list[int]) -> pd.DataFrame:
@@ -253,66 +235,7 @@ def test_json_round_trip(local):
     assert "你好" in local.read_bytes("meta/run.json").decode()
 
 
-# S3 through a moto server
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_port(port: int, process: subprocess.Popen, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(
-                f"moto_server exited with code {process.returncode} before listening")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise TimeoutError(f"moto_server did not listen on 127.0.0.1:{port} within {timeout_s} s")
-
-
-@pytest.fixture(scope="session")
-def moto_endpoint(tmp_path_factory) -> Iterator[str]:
-    """Start moto_server on a free local port, create the test bucket and yield its URL."""
-    if not MOTO_SERVER.is_file():
-        pytest.skip(f"moto_server not found at {MOTO_SERVER}: install the dev extras")
-
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in AWS_ENVIRONMENT.items():
-            patch.setenv(name, value)
-        for name in ["AWS_PROFILE", "AWS_CA_BUNDLE", "HTTP_PROXY", "HTTPS_PROXY",
-                     "http_proxy", "https_proxy"]:
-            patch.delenv(name, raising=False)
-        aws_folder = tmp_path_factory.mktemp("aws")
-        patch.setenv("AWS_CONFIG_FILE", str(aws_folder / "config"))
-        patch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(aws_folder / "credentials"))
-
-        port = free_port()
-        log_path = tmp_path_factory.mktemp("moto") / "moto_server.log"
-        with open(log_path, "wb") as log_file:
-            process = subprocess.Popen(
-                [str(MOTO_SERVER), "-H", "127.0.0.1", "-p", str(port)],
-                stdout=log_file, stderr=subprocess.STDOUT, env=os.environ.copy(),
-            )
-        try:
-            wait_for_port(port, process, SERVER_START_TIMEOUT_S)
-            endpoint = f"http://127.0.0.1:{port}"
-            import boto3
-
-            boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket=BUCKET)
-            yield endpoint
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+# S3 through a moto server (the moto_endpoint fixture is in conftest.py)
 
 
 @pytest.fixture
