@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,9 @@ log = logging.getLogger(__name__)
 
 def configure_mlflow(settings: Settings) -> MlflowClient:
     """Point MLflow at the configured tracking and registry URI and create the experiment."""
+    if settings.s3_endpoint_url:
+        # MLflow's S3 artifact repository reads the endpoint from this variable only.
+        os.environ["MLFLOW_S3_ENDPOINT_URL"] = settings.s3_endpoint_url
     if settings.tracking_uri.startswith("sqlite:///"):
         Path(settings.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(settings.tracking_uri)
