@@ -8,18 +8,18 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 import logging
 from typing import Any
 
 from tasks import storage
 from tasks.annotate import export, labels, simulate
 from tasks.collect import sample, stage
-from tasks.collect.sources import open_source
-from tasks.registry import promotion
-from tasks.score import batch
+from tasks.collect.sources import Source, open_source
 from tasks.settings import Settings, get_settings
-from tasks.train.classifier import split_by_hash
-from tasks.train.pipeline import train_and_register
+
+# Model code (torch, transformers, MLflow) is imported inside the functions that need it,
+# so that collection tasks start in seconds.
 
 log = logging.getLogger(__name__)
 
@@ -35,13 +35,37 @@ def _context(settings: Settings | None) -> tuple[Settings, storage.Store]:
     return settings, storage.open_store(settings.store, settings.s3_endpoint_url or None)
 
 
+def open_sources(specs: str, settings: Settings, store: storage.Store) -> list[Source]:
+    """Open every source in ``specs``, a comma-separated list of source specs.
+
+    A spec is 'sample', a local folder or file, an ``s3://bucket/prefix``, or a platform API
+    such as ``mastodon+https://mastodon.social/tags/python`` (see tasks.collect.apis).
+    """
+    sources: list[Source] = []
+    for spec in (part.strip() for part in specs.split(",")):
+        if not spec:
+            continue
+        if "+http" in spec.partition("://")[0]:
+            from tasks.collect.apis import open_api_source
+
+            sources.append(open_api_source(spec, store))
+            continue
+        # The ledger is named after the location, so switching folders never mixes ledgers.
+        name = "files-" + hashlib.sha1(spec.encode()).hexdigest()[:10]
+        sources.append(open_source(spec, settings.collect.sample_size, store=store,
+                                   endpoint_url=settings.s3_endpoint_url or None, name=name))
+    if not sources:
+        raise ValueError("no source configured: set collect.source (PULSE_COLLECT__SOURCE)")
+    return sources
+
+
 def collect_raw(day: str | dt.date, source: str | None = None,
                 settings: Settings | None = None) -> dict[str, Any]:
-    """Fetch the day's posts from the configured (or given) source into raw_posts."""
+    """Fetch the day's posts from the configured (or given) sources into raw_posts."""
     settings, store = _context(settings)
-    spec = source or settings.collect.source
-    count = stage.collect_raw(open_source(spec, settings.collect.sample_size), store, as_date(day))
-    return {"source": spec, "collected": count}
+    specs = source or settings.collect.source
+    count = stage.collect_raw(open_sources(specs, settings, store), store, as_date(day))
+    return {"source": specs, "collected": count}
 
 
 def validate_raw(day: str | dt.date, settings: Settings | None = None) -> dict[str, int]:
@@ -99,6 +123,9 @@ def import_labels(day: str | dt.date, settings: Settings | None = None) -> dict[
 
 def train_sentiment(day: str | dt.date, settings: Settings | None = None) -> dict[str, Any]:
     """Train on every label imported up to ``day`` and register a sentiment model version."""
+    from tasks.train.classifier import split_by_hash
+    from tasks.train.pipeline import train_and_register
+
     settings, store = _context(settings)
     frame = labels.load_all_labels(store, as_date(day))
     train, validation = split_by_hash(frame, settings.train.validation_percent)
@@ -115,6 +142,8 @@ def train_sentiment(day: str | dt.date, settings: Settings | None = None) -> dic
 
 def promote_sentiment(settings: Settings | None = None) -> dict[str, Any]:
     """Run the promotion gate on the newest sentiment model version."""
+    from tasks.registry import promotion
+
     settings, _ = _context(settings)
     decision = promotion.promote_latest(settings, settings.registry.sentiment_model)
     return dataclasses.asdict(decision)
@@ -122,5 +151,7 @@ def promote_sentiment(settings: Settings | None = None) -> dict[str, Any]:
 
 def score_sentiment(day: str | dt.date, settings: Settings | None = None) -> dict[str, Any]:
     """Score the day's clean posts with the champion sentiment model."""
+    from tasks.score import batch
+
     settings, store = _context(settings)
     return batch.score_partition(store, as_date(day), settings, settings.registry.sentiment_model)

@@ -11,6 +11,7 @@ import datetime as dt
 import logging
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from tasks import storage
@@ -32,7 +33,7 @@ MANIFESTS = "manifests"
 VALIDATIONS = "validations"
 QUARANTINE_COLUMNS = ["source", "line", "id", "field", "reason", "fix", "expectation", "raw"]
 CLEAN_COLUMNS = [
-    "id", "text", "lang", "created_at", "author", "source", "line", "extra", "lsh_bands",
+    "id", "text", "lang", "created_at", "author", "source", "line", "extra", "minhash",
 ]
 
 
@@ -40,12 +41,26 @@ class CountMismatchError(RuntimeError):
     """The manifest's counts do not add up, so a record was lost or counted twice."""
 
 
-def collect_raw(source: Source, store: storage.Store, day: dt.date) -> int:
-    """Fetch the day's files from ``source`` and write them as the raw partition."""
-    log.info("collecting %s for %s from source %s", RAW, day, source.name)
-    records = [record for raw_file in source.fetch(day) for record in split_records(raw_file)]
+def collect_raw(sources: list[Source], store: storage.Store, day: dt.date) -> int:
+    """Fetch the day's files from every source and write them as the raw partition.
+
+    With several sources, each record's ``source`` is prefixed by its source's name. Sources
+    that keep an ingest ledger commit it only after the raw partition is stored.
+    """
+    records = []
+    for source in sources:
+        log.info("collecting %s for %s from source %s", RAW, day, source.name)
+        for raw_file in source.fetch(day):
+            for record in split_records(raw_file):
+                if len(sources) > 1:
+                    record["source"] = f"{source.name}/{record['source']}"
+                records.append(record)
     storage.write_frame(store, RAW, day, pd.DataFrame(records, columns=RAW_COLUMNS))
-    log.info("collected %d records for %s", len(records), day)
+    for source in sources:
+        commit = getattr(source, "commit", None)
+        if commit is not None:
+            commit(day)
+    log.info("collected %d records for %s from %d sources", len(records), day, len(sources))
     return len(records)
 
 
@@ -118,7 +133,7 @@ def clean_posts(store: storage.Store, day: dt.date, settings: Settings) -> dict[
     log.info("%s: %d clean, %d duplicates (checked against %d earlier posts)",
              day, len(clean), len(duplicates), history)
 
-    report = validate_frame(clean.drop(columns=["lsh_bands"]), "clean_posts")
+    report = validate_frame(clean.drop(columns=["minhash"]), "clean_posts")
     save_validation(store, day, report)
     report.raise_for_critical()
     storage.write_frame(store, DUPLICATES, day, duplicates)
@@ -133,9 +148,12 @@ def load_history(store: storage.Store, day: dt.date, days: int, index: Duplicate
         if not day - dt.timedelta(days=days) <= earlier < day:
             continue
         frame = storage.read_frame(store, CLEAN, earlier)
-        bands = frame["lsh_bands"] if "lsh_bands" in frame else frame["text"].map(index.band_keys)
-        for post_id, text, keys in zip(frame["id"], frame["text"], bands):
-            index.add(post_id, text, keys)
+        if "minhash" in frame:
+            signatures = frame["minhash"].map(lambda values: np.asarray(values, dtype=np.uint32))
+        else:
+            signatures = frame["text"].map(index.sketch)
+        for post_id, text, signature in zip(frame["id"], frame["text"], signatures):
+            index.add(post_id, text, signature)
         count += len(frame)
     return count
 
@@ -148,28 +166,31 @@ def split_duplicates(
     A post is a duplicate when its id was seen earlier that day, or when ``index`` finds an
     earlier post with the same text (retweet prefix, case and white space ignored) or a
     near-identical one. Duplicates get ``duplicate_of`` and ``duplicate_reason``; originals
-    get their ``lsh_bands`` and are added to the index.
+    get their ``minhash`` signature and are added to the index.
     """
     index = index or DuplicateIndex()
     seen_ids: set[str] = set()
-    duplicate_of, reasons, bands = [], [], []
+    duplicate_of, reasons, signatures = [], [], []
     for post_id, text in zip(posts["id"], posts["text"]):
-        keys = index.band_keys(text)
+        signature = None
         if post_id in seen_ids:
             match = (post_id, "id already used by an earlier post")
         else:
-            match = index.find(text, keys)
+            match = index.find_exact(text)
+            if match is None:
+                signature = index.sketch(text)
+                match = index.find(text, signature)
         if match is None:
-            index.add(post_id, text, keys)
+            index.add(post_id, text, signature)
             seen_ids.add(post_id)
             match = ("", "")
         duplicate_of.append(match[0])
         reasons.append(match[1])
-        bands.append(keys)
+        signatures.append(signature)
 
-    marked = posts.assign(duplicate_of=duplicate_of, duplicate_reason=reasons, lsh_bands=bands)
+    marked = posts.assign(duplicate_of=duplicate_of, duplicate_reason=reasons, minhash=signatures)
     is_duplicate = marked["duplicate_of"] != ""
-    return marked[is_duplicate].drop(columns=["lsh_bands"]), marked[~is_duplicate]
+    return marked[is_duplicate].drop(columns=["minhash"]), marked[~is_duplicate]
 
 
 def _pseudonymize(author: Any) -> str | None:

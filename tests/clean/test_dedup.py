@@ -21,9 +21,9 @@ def _posts(*texts: str) -> pd.DataFrame:
 
 def test_near_duplicate_found():
     index = DuplicateIndex()
-    index.add("a", BASE, index.band_keys(BASE))
+    index.add("a", BASE, index.sketch(BASE))
     variant = BASE.replace("So annoyed", "So so annoyed!!") + " http"
-    match = index.find(variant, index.band_keys(variant))
+    match = index.find(variant, index.sketch(variant))
     assert match is not None
     assert match[0] == "a"
     assert "near duplicate" in match[1]
@@ -31,9 +31,9 @@ def test_near_duplicate_found():
 
 def test_distinct_post_kept():
     index = DuplicateIndex()
-    index.add("a", BASE, index.band_keys(BASE))
+    index.add("a", BASE, index.sketch(BASE))
     other = "Flight on time at JFK for once, smooth boarding and friendly crew"
-    assert index.find(other, index.band_keys(other)) is None
+    assert index.find(other, index.sketch(other)) is None
 
 
 def test_retweet_is_exact_duplicate():
