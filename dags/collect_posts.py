@@ -3,8 +3,9 @@
 
 Daily collection of social-media posts into date-partitioned datasets:
 
-1. **collect_raw**: fetch the day's posts from `collect.source` (the built-in sample, or
-   JSONL/CSV files) into `raw_posts`.
+1. **collect_raw**: fetch the day's posts from every source in `collect.source` (the
+   built-in sample, JSONL/CSV/Parquet files in a folder or an S3 prefix, or the Mastodon,
+   Bluesky, Reddit and X APIs) into `raw_posts`.
 2. **validate_raw**: run the `raw_posts` Great Expectations suite; records that fail a
    critical expectation go to `quarantine` with the line, the field and the fix.
 3. **clean**: normalise text, mask links, handles, e-mail addresses and phone numbers,
@@ -20,7 +21,13 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task
 
-from pulse_airflow import CLEAN_POSTS, DATE_PARAM_DOC, mark_partition, partition_date
+from pulse_airflow import (
+    CLEAN_POSTS,
+    DATE_PARAM_DOC,
+    export_platform_tokens,
+    mark_partition,
+    partition_date,
+)
 from tasks import jobs
 
 
@@ -47,7 +54,12 @@ def collect_posts():
 
     @task
     def collect_raw(day: str) -> dict:
-        """Fetch the day's posts from the configured source into `raw_posts`."""
+        """Fetch the day's posts from the configured sources into `raw_posts`.
+
+        Platform API tokens come from environment variables, or from the Airflow
+        connections `pulse_x`, `pulse_mastodon`, `pulse_reddit` and `pulse_bluesky`.
+        """
+        export_platform_tokens()
         return jobs.collect_raw(day, get_current_context()["params"]["source"])
 
     @task

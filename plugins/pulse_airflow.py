@@ -54,3 +54,39 @@ def partition_date(context: dict[str, Any]) -> str:
 def mark_partition(context: dict[str, Any], asset: Asset, day: str, **extra: Any) -> None:
     """Attach the partition date (and ``extra``) to the asset event this task emits."""
     context["outlet_events"][asset].extra = {"date": day, **extra}
+
+
+# Environment variable read by each platform API source, and the Airflow connection whose
+# password supplies it when the variable is not set.
+TOKEN_CONNECTIONS = {
+    "PULSE_X_BEARER_TOKEN": "pulse_x",
+    "PULSE_MASTODON_TOKEN": "pulse_mastodon",
+    "PULSE_REDDIT_TOKEN": "pulse_reddit",
+    "PULSE_BLUESKY_TOKEN": "pulse_bluesky",
+}
+
+
+def export_platform_tokens() -> list[str]:
+    """Copy API tokens from Airflow connections into this task's environment.
+
+    A variable that is already set wins. Returns the connection ids used, never the tokens.
+    """
+    import os
+
+    from airflow.sdk import Connection
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    used = []
+    for variable, conn_id in TOKEN_CONNECTIONS.items():
+        if os.environ.get(variable):
+            continue
+        try:
+            connection = Connection.get(conn_id)
+        except AirflowNotFoundException:
+            continue
+        if connection.password:
+            os.environ[variable] = connection.password
+            used.append(conn_id)
+    if used:
+        log.info("API tokens taken from Airflow connections %s", used)
+    return used

@@ -211,6 +211,7 @@ def write_manifest(store: storage.Store, day: dt.date, source_name: str) -> dict
         "quarantined": len(storage.read_frame(store, QUARANTINE, day)),
     }
     manifest = {"date": day.isoformat(), "source": source_name, **counts,
+                "failed_expectations": failed_expectations(store, day, ("raw_posts", "clean_posts")),
                 "partitions": {name: store.uri(storage.partition_key(name, day))
                                for name in (RAW, CLEAN, DUPLICATES, QUARANTINE)}}
     storage.write_json(store, storage.partition_key(MANIFESTS, day, "collect.json"), manifest)
@@ -222,6 +223,26 @@ def write_manifest(store: storage.Store, day: dt.date, source_name: str) -> dict
         )
     log.info("manifest for %s: %s", day, counts)
     return manifest
+
+
+def failed_expectations(store: storage.Store, day: dt.date, suites: tuple[str, ...]) -> dict[str, list[str]]:
+    """Return, per suite, the expectations that failed on the day's data (any severity).
+
+    Row-level failures in raw_posts are the quarantined records; failures in clean_posts
+    can only be warnings, because a critical one stops the run.
+    """
+    failed: dict[str, list[str]] = {}
+    for suite in suites:
+        key = storage.partition_key(VALIDATIONS, day, f"{suite}.json")
+        if not store.exists(key):
+            continue
+        summary = storage.read_json(store, key)
+        failed[suite] = [
+            f"{item['expectation_type']}({item['kwargs'].get('column', '')}): "
+            f"{item['result'].get('unexpected_count', 0)} rows"
+            for item in summary.get("expectations", []) if not item.get("success")
+        ]
+    return failed
 
 
 def save_validation(store: storage.Store, day: dt.date, report: Any) -> None:

@@ -118,3 +118,10 @@ def test_duplicates_point_at_original(settings, bad_input):
     duplicates = storage.read_frame(storage.open_store(settings.store), stage.DUPLICATES, DAY)
     assert sorted(duplicates["duplicate_of"]) == ["ok-2", "ok-2"]
     assert isinstance(duplicates, pd.DataFrame)
+
+
+def test_manifest_reports_failed_expectations(settings, bad_input):
+    manifest = jobs.collect_day(DAY, str(bad_input), settings)
+    raw_failures = " ".join(manifest["failed_expectations"]["raw_posts"])
+    assert "expect_column_values_to_be_null(parse_error): 2 rows" in raw_failures
+    assert manifest["failed_expectations"]["clean_posts"] == []

@@ -90,3 +90,18 @@ def test_partition_date_from_interval():
 
     context = {"params": {}, "data_interval_start": dt.datetime(2026, 12, 1, tzinfo=dt.UTC)}
     assert partition_date(context) == "2026-12-01"
+
+
+def test_tokens_from_connections(airflow_db, monkeypatch):
+    from pulse_airflow import export_platform_tokens
+
+    monkeypatch.setenv("PULSE_X_BEARER_TOKEN", "")  # registered, so the test restores it
+    monkeypatch.setenv("PULSE_MASTODON_TOKEN", "already-set")
+    monkeypatch.setenv("AIRFLOW_CONN_PULSE_X", '{"conn_type": "http", "password": "secret-x"}')
+    monkeypatch.setenv("AIRFLOW_CONN_PULSE_MASTODON", '{"conn_type": "http", "password": "other"}')
+    used = export_platform_tokens()
+    import os
+
+    assert used == ["pulse_x"]
+    assert os.environ["PULSE_X_BEARER_TOKEN"] == "secret-x"
+    assert os.environ["PULSE_MASTODON_TOKEN"] == "already-set"
