@@ -36,6 +36,13 @@ def _date(text: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"invalid date {text!r}: use YYYY-MM-DD") from error
 
 
+def _label_list(text: str) -> list[str]:
+    labels = [label.strip() for label in text.split(",") if label.strip()]
+    if len(labels) < 2:
+        raise argparse.ArgumentTypeError(f"invalid label set {text!r}: give two or more, comma-separated")
+    return labels
+
+
 def _yesterday() -> dt.date:
     return dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
 
@@ -55,18 +62,20 @@ def build_parser() -> argparse.ArgumentParser:
     collect.add_argument("--date", type=_date, default=_yesterday(), help="partition date (default: yesterday, UTC)")
 
     train = commands.add_parser("train", help="train, evaluate and register a model")
-    train.add_argument("task", choices=["sentiment"], help="model task")
+    train.add_argument("task", help="'sentiment', or any classification task name (e.g. emotion)")
+    train.add_argument("--labels", type=_label_list, help="comma-separated label set (default: "
+                       "from the settings for known tasks, else the labels found in --train)")
     train.add_argument("--train", type=Path, required=True, help="JSONL/CSV with text and label")
     train.add_argument("--validation", type=Path, required=True, help="JSONL/CSV with text and label")
 
     predict = commands.add_parser("predict", help="label posts from a file with a registered model")
-    predict.add_argument("task", choices=["sentiment"], help="model task")
+    predict.add_argument("task", help="'sentiment', or a classification task trained before")
     predict.add_argument("--input", type=Path, required=True, help="JSONL or CSV with a 'text' field and an optional 'id'")
     predict.add_argument("--output", type=Path, required=True, help="JSONL file to write")
     predict.add_argument("--model", help="model URI (default: models:/<name>@champion)")
 
     promote = commands.add_parser("promote", help="run the promotion gate on the newest version")
-    promote.add_argument("task", choices=["sentiment"], help="model task")
+    promote.add_argument("task", help="'sentiment', or a classification task trained before")
 
     for tool in ("airflow", "mlflow"):
         wrapper = commands.add_parser(tool, help=f"run the {tool} CLI against this project's settings")
@@ -108,7 +117,8 @@ def command_collect(arguments: argparse.Namespace) -> int:
 def command_train(arguments: argparse.Namespace) -> int:
     from tasks import commands
 
-    uri = commands.train_from_files(arguments.train, arguments.validation, get_settings())
+    uri = commands.train_from_files(arguments.train, arguments.validation, get_settings(),
+                                    task=arguments.task, labels=arguments.labels)
     print(uri)
     return 0
 
@@ -116,7 +126,8 @@ def command_train(arguments: argparse.Namespace) -> int:
 def command_predict(arguments: argparse.Namespace) -> int:
     from tasks import commands
 
-    written = commands.predict_file(arguments.input, arguments.output, arguments.model, get_settings())
+    written = commands.predict_file(arguments.input, arguments.output, arguments.model,
+                                    get_settings(), task=arguments.task)
     print(f"wrote {written} predictions to {arguments.output}")
     return 0
 
@@ -124,7 +135,7 @@ def command_predict(arguments: argparse.Namespace) -> int:
 def command_promote(arguments: argparse.Namespace) -> int:
     from tasks import jobs
 
-    print(json.dumps(jobs.promote_sentiment(), indent=2))
+    print(json.dumps(jobs.promote(arguments.task), indent=2))
     return 0
 
 

@@ -13,7 +13,6 @@ import pandas as pd
 
 from tasks.annotate.labels import read_label_file
 from tasks.clean.text import normalize_text
-from tasks.jobs import SENTIMENT_LABELS
 from tasks.settings import Settings
 from tasks.train.pipeline import train_and_register
 from tasks.validate.suites import validate_frame
@@ -37,15 +36,40 @@ def read_labeled_file(path: Path, labels: list[str]) -> pd.DataFrame:
     return valid.assign(text=valid["text"].map(normalize_text)).reset_index(drop=True)
 
 
-def train_from_files(train_path: Path, validation_path: Path, settings: Settings) -> str:
+def model_name(task: str, settings: Settings) -> str:
+    """Return the registered model name of classification ``task``."""
+    if task == "sentiment":
+        return settings.registry.sentiment_model
+    return f"{settings.registry.model_prefix}{task}"
+
+
+def resolve_labels(task: str, labels: list[str] | None, train_path: Path,
+                   settings: Settings) -> list[str]:
+    """Return the label set: given, from the settings for ``task``, or sorted from the data."""
+    if labels:
+        return labels
+    if task in settings.classification_tasks:
+        return list(settings.classification_tasks[task])
+    found = sorted({str(label) for label in read_label_file(train_path)["label"].dropna()})
+    if len(found) < 2:
+        raise ValueError(f"{train_path} has fewer than two labels ({found}): pass --labels")
+    log.info("label set of %s taken from %s: %s", task, train_path.name, found)
+    return found
+
+
+def train_from_files(train_path: Path, validation_path: Path, settings: Settings,
+                     task: str = "sentiment", labels: list[str] | None = None) -> str:
     """Train on ``train_path``, evaluate on ``validation_path``, register; return the model URI."""
-    train = read_labeled_file(train_path, SENTIMENT_LABELS)
-    validation = read_labeled_file(validation_path, SENTIMENT_LABELS)
+    if not train_path.is_file():
+        raise FileNotFoundError(f"labeled file {train_path} not found")
+    labels = resolve_labels(task, labels, train_path, settings)
+    train = read_labeled_file(train_path, labels)
+    validation = read_labeled_file(validation_path, labels)
     tags = {"data.train_file": str(train_path.resolve()),
             "data.validation_file": str(validation_path.resolve()),
             "data.train_size": str(len(train)), "data.validation_size": str(len(validation))}
-    registered = train_and_register(train, validation, SENTIMENT_LABELS, settings,
-                                    settings.registry.sentiment_model, tags)
+    registered = train_and_register(train, validation, labels, settings,
+                                    model_name(task, settings), tags)
     log.info("validation: macro-recall %.4f, macro-F1 %.4f, accuracy %.4f",
              registered.metrics["macro_recall"], registered.metrics["macro_f1"],
              registered.metrics["accuracy"])
@@ -74,17 +98,17 @@ def read_posts_file(path: Path) -> list[dict[str, Any]]:
 
 
 def predict_file(input_path: Path, output_path: Path, model_uri: str | None,
-                 settings: Settings) -> int:
+                 settings: Settings, task: str = "sentiment") -> int:
     """Write one JSON line per input post with its label and class probabilities."""
     import mlflow
 
     from tasks.registry.tracking import champion_version, configure_mlflow
 
     client = configure_mlflow(settings)
-    name, alias = settings.registry.sentiment_model, settings.registry.champion_alias
+    name, alias = model_name(task, settings), settings.registry.champion_alias
     if model_uri is None and champion_version(client, name, alias) is None:
         raise LookupError(
-            f"registered model {name!r} has no '{alias}' version: run `pulse promote sentiment` "
+            f"registered model {name!r} has no '{alias}' version: run `pulse promote {task}` "
             f"after training, or pass --model models:/{name}/<version>"
         )
     uri = model_uri or f"models:/{name}@{alias}"

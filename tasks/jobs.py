@@ -142,10 +142,16 @@ def train_sentiment(day: str | dt.date, settings: Settings | None = None) -> dic
 
 def promote_sentiment(settings: Settings | None = None) -> dict[str, Any]:
     """Run the promotion gate on the newest sentiment model version."""
+    return promote("sentiment", settings)
+
+
+def promote(task: str, settings: Settings | None = None) -> dict[str, Any]:
+    """Run the promotion gate on the newest version of the classification ``task``'s model."""
+    from tasks.commands import model_name
     from tasks.registry import promotion
 
     settings, _ = _context(settings)
-    decision = promotion.promote_latest(settings, settings.registry.sentiment_model)
+    decision = promotion.promote_latest(settings, model_name(task, settings))
     return dataclasses.asdict(decision)
 
 

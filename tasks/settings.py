@@ -67,6 +67,26 @@ class TrainSettings(BaseModel):
         20, description="Share of labels held out for validation, by a hash of the text."
     )
     max_train_samples: int = Field(0, description="Cap on training posts; 0 means no cap.")
+    method: str = Field("full", pattern="^(full|lora)$",
+                        description="'full' fine-tuning or 'lora' (parameter-efficient, peft).")
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.1
+    lora_target_modules: list[str] = Field(default_factory=lambda: ["query", "value"])
+    early_stopping_patience: int = Field(
+        2, description="Epochs without a better validation macro-F1 before stopping; 0 disables."
+    )
+    gradient_accumulation_steps: int = 1
+    class_weights: bool = Field(
+        False, description="Weight the loss by inverse class frequency (imbalanced labels)."
+    )
+    extend_vocabulary: bool = Field(
+        True, description="Add characters of the training texts that the tokenizer maps to "
+        "[UNK] (Chinese, for the bundled English model) as new tokens.",
+    )
+    min_new_token_count: int = Field(
+        3, description="Training occurrences a character needs to become a new token."
+    )
 
 
 class RegistrySettings(BaseModel):
@@ -74,6 +94,7 @@ class RegistrySettings(BaseModel):
 
     experiment: str = "social-pulse"
     sentiment_model: str = "social-pulse-sentiment"
+    model_prefix: str = Field("social-pulse-", description="Registered model name = prefix + task.")
     champion_alias: str = "champion"
     macro_f1_floor: float = Field(0.40, description="Minimum macro-F1 to become champion.")
     regression_tolerance: float = Field(
@@ -104,6 +125,11 @@ class Settings(BaseSettings):
     collect: CollectSettings = CollectSettings()
     annotation: AnnotationSettings = AnnotationSettings()
     train: TrainSettings = TrainSettings()
+    classification_tasks: dict[str, list[str]] = Field(
+        default_factory=lambda: {"sentiment": ["negative", "neutral", "positive"]},
+        description="Label set of each classification task; tasks not listed take theirs "
+        "from --labels or from the training data.",
+    )
     registry: RegistrySettings = RegistrySettings()
 
     @classmethod

@@ -100,7 +100,7 @@ def identify_language(text: str) -> str:
     return _langid().classify(stripped)[0]
 
 
-def _langid():  # noqa: ANN202 - langid has no types
+def _langid():
     import langid
 
     if not getattr(_langid, "ready", False):

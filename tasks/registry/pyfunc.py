@@ -28,7 +28,7 @@ class TextClassifierModel(mlflow.pyfunc.PythonModel):
 
     # No type hints on predict: MLflow would try to derive a signature from them, and the
     # signature is given explicitly when the model is logged.
-    def predict(self, context, model_input, params=None):  # noqa: ANN001, ANN201
+    def predict(self, context, model_input, params=None):
         from tasks.score.inference import predict_probabilities
 
         texts = _texts_from(model_input)

@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
+from transformers import Trainer
 
 from tasks.clean.text import dedup_key
 from tasks.settings import TrainSettings
@@ -54,18 +56,13 @@ def train_classifier(
 ) -> TrainedClassifier:
     """Fine-tune ``base_model`` on ``train`` (columns text, label) and save the best epoch.
 
-    The best epoch is chosen by macro-F1 on ``validation``.
+    The best epoch is chosen by macro-F1 on ``validation``. With ``config.method == "lora"``
+    only LoRA adapters and the classification head train, and the adapters are merged into
+    the saved model, so it loads like a fully fine-tuned one.
     """
     import time
 
-    from transformers import (
-        AutoModelForSequenceClassification,
-        AutoTokenizer,
-        DataCollatorWithPadding,
-        Trainer,
-        TrainingArguments,
-        set_seed,
-    )
+    from transformers import DataCollatorWithPadding, EarlyStoppingCallback, set_seed
 
     set_seed(config.seed)
     labels = list(labels)
@@ -73,19 +70,83 @@ def train_classifier(
     if config.max_train_samples and len(train) > config.max_train_samples:
         train = train.sample(n=config.max_train_samples, random_state=config.seed)
 
-    tokenizer = AutoTokenizer.from_pretrained(base_model)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        base_model, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id=label_ids
-    )
+    tokenizer, model = load_model(base_model, labels, config, list(train["text"]))
     train_set = _encode(train, tokenizer, label_ids, config.max_length)
     validation_set = _encode(validation, tokenizer, label_ids, config.max_length)
+    extra_callbacks = [EarlyStoppingCallback(config.early_stopping_patience)] \
+        if config.early_stopping_patience > 0 else []
+    trainer = WeightedTrainer(
+        class_weights=_class_weights(train, labels) if config.class_weights else None,
+        model=model,
+        args=training_arguments(config, len(train_set), output_dir),
+        train_dataset=train_set,
+        eval_dataset=validation_set,
+        processing_class=tokenizer,
+        data_collator=DataCollatorWithPadding(tokenizer),
+        compute_metrics=_macro_f1,
+        callbacks=[*callbacks, *extra_callbacks],
+    )
+    log.info("training (%s) on %d posts, validating on %d, labels %s", config.method,
+             len(train_set), len(validation_set), labels)
+    started = time.monotonic()
+    trainer.train()
+    seconds = time.monotonic() - started
 
-    steps_per_epoch = math.ceil(len(train_set) / config.batch_size)
-    arguments = TrainingArguments(
+    model_dir = output_dir / "model"
+    final = trainer.model.merge_and_unload() if config.method == "lora" else trainer.model
+    final.save_pretrained(str(model_dir))
+    tokenizer.save_pretrained(str(model_dir))
+    log.info("trained in %.0f s, model saved to %s", seconds, model_dir)
+    return TrainedClassifier(model_dir, labels, len(train_set), seconds)
+
+
+def load_model(base_model: str, labels: list[str], config: TrainSettings,
+               texts: list[str]) -> tuple[Any, Any]:
+    """Load tokenizer and classifier, extend the vocabulary and wrap with LoRA as configured."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from tasks.train.vocabulary import extend_vocabulary
+
+    tokenizer = AutoTokenizer.from_pretrained(base_model)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        base_model, num_labels=len(labels), id2label=dict(enumerate(labels)),
+        label2id={label: index for index, label in enumerate(labels)},
+    )
+    added = 0
+    if config.extend_vocabulary:
+        prepared = [prepare_model_text(text) for text in texts]
+        added = extend_vocabulary(tokenizer, model, prepared, config.min_new_token_count)
+    if config.method == "lora":
+        from peft import LoraConfig, TaskType, get_peft_model
+
+        lora = LoraConfig(
+            task_type=TaskType.SEQ_CLS, r=config.lora_r, lora_alpha=config.lora_alpha,
+            lora_dropout=config.lora_dropout, target_modules=list(config.lora_target_modules),
+            # New token rows must learn too, so the embeddings train fully when any were added.
+            modules_to_save=["word_embeddings"] if added else None,
+        )
+        model = get_peft_model(model, lora)
+        trainable, total = model.get_nb_trainable_parameters()
+        log.info("LoRA: %d of %d parameters trainable", trainable, total)
+    return tokenizer, model
+
+
+def training_arguments(config: TrainSettings, train_size: int, output_dir: Path) -> Any:
+    """Build TrainingArguments: evaluation and checkpoints per epoch, the best one kept.
+
+    On a GPU, bf16 is used where supported, else fp16; on the CPU, fp32.
+    """
+    from transformers import TrainingArguments
+
+    cuda = torch.cuda.is_available()
+    bf16 = cuda and torch.cuda.is_bf16_supported()
+    steps_per_epoch = max(1, math.ceil(train_size / (config.batch_size * config.gradient_accumulation_steps)))
+    return TrainingArguments(
         output_dir=str(output_dir / "checkpoints"),
         num_train_epochs=config.epochs,
         per_device_train_batch_size=config.batch_size,
         per_device_eval_batch_size=config.batch_size * 2,
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
         learning_rate=config.learning_rate,
         weight_decay=config.weight_decay,
         warmup_steps=min(config.warmup_steps, steps_per_epoch),
@@ -97,30 +158,37 @@ def train_classifier(
         logging_steps=max(1, steps_per_epoch // 4),
         seed=config.seed,
         report_to="none",
-        use_cpu=not _cuda_available(),
+        use_cpu=not cuda,
+        bf16=bf16,
+        fp16=cuda and not bf16,
         dataloader_num_workers=0,
     )
-    trainer = Trainer(
-        model=model,
-        args=arguments,
-        train_dataset=train_set,
-        eval_dataset=validation_set,
-        processing_class=tokenizer,
-        data_collator=DataCollatorWithPadding(tokenizer),
-        compute_metrics=_macro_f1,
-        callbacks=list(callbacks),
-    )
-    log.info("training on %d posts, validating on %d, labels %s", len(train_set),
-             len(validation_set), labels)
-    started = time.monotonic()
-    trainer.train()
-    seconds = time.monotonic() - started
 
-    model_dir = output_dir / "model"
-    trainer.save_model(str(model_dir))
-    tokenizer.save_pretrained(str(model_dir))
-    log.info("trained in %.0f s, model saved to %s", seconds, model_dir)
-    return TrainedClassifier(model_dir, labels, len(train_set), seconds)
+
+def _class_weights(train: pd.DataFrame, labels: list[str]) -> list[float]:
+    """Inverse-frequency weights, scaled so they average 1 over the training posts."""
+    counts = train["label"].value_counts()
+    weights = [len(train) / (len(labels) * max(int(counts.get(label, 0)), 1)) for label in labels]
+    log.info("class weights %s", dict(zip(labels, (round(w, 3) for w in weights))))
+    return weights
+
+
+class WeightedTrainer(Trainer):
+    """Trainer whose cross-entropy loss weights each class, when weights are given."""
+
+    def __init__(self, *args: Any, class_weights: list[float] | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.class_weights = class_weights
+
+    def compute_loss(self, model: Any, inputs: dict, return_outputs: bool = False,
+                     num_items_in_batch: Any = None) -> Any:
+        if self.class_weights is None:
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        labels = inputs.pop("labels")
+        outputs = model(**inputs)
+        weights = torch.tensor(self.class_weights, device=outputs.logits.device)
+        loss = torch.nn.functional.cross_entropy(outputs.logits.float(), labels, weight=weights)
+        return (loss, outputs) if return_outputs else loss
 
 
 def _encode(frame: pd.DataFrame, tokenizer: Any, label_ids: dict[str, int], max_length: int) -> Any:
@@ -142,7 +210,3 @@ def _macro_f1(prediction: Any) -> dict[str, float]:
     }
 
 
-def _cuda_available() -> bool:
-    import torch
-
-    return torch.cuda.is_available()

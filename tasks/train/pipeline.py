@@ -102,6 +102,7 @@ def _params(settings: Settings, train: pd.DataFrame, validation: pd.DataFrame,
         **{f"train.{k}": v for k, v in settings.train.model_dump().items()},
         "base_model": settings.base_model_path,
         "labels": ",".join(labels),
+        "method": settings.train.method,
         "train_size": len(train),
         "validation_size": len(validation),
     }

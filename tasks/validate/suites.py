@@ -11,8 +11,7 @@ import logging
 import os
 from collections import defaultdict
 from dataclasses import dataclass, field
-from functools import lru_cache
-from pathlib import Path
+from functools import cache
 from typing import Any
 
 import pandas as pd
@@ -89,7 +88,7 @@ class ValidationReport:
             raise DataQualityError("; ".join(critical))
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_suite_config(name: str) -> dict[str, Any]:
     """Read suite ``name`` from ``expectations/<name>.json``."""
     path = EXPECTATIONS_DIR / f"{name}.json"
