@@ -1,4 +1,4 @@
-"""``pulse``: the pipeline's steps from the command line, without a scheduler."""
+"""pulse: run Social Pulse's pipeline steps from the command line, without a scheduler."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import datetime as dt
 import json
 import logging
 import os
+import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 from tasks.settings import get_settings
@@ -24,6 +26,8 @@ def configure_logging(verbose: bool = False) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for name in NOISY_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
+    # The message starts with an ANSI colour code, hence the leading wildcard.
+    warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method")
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -55,10 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="run every DAG for one date through Airflow")
     demo.add_argument("--date", type=_date, default=_yesterday(), help="partition date (default: yesterday, UTC)")
     demo.add_argument("--labels", type=Path, help="labels file (JSONL/CSV with text,label, or a Label Studio export) to import instead of the demo annotator")
-    demo.add_argument("--posts", type=Path, help="JSONL/CSV file or folder to collect instead of the built-in sample")
+    demo.add_argument("--posts", type=Path, help="JSONL/CSV file or folder to collect instead of the built-in sample (needs --labels, unless labels were imported before)")
 
     collect = commands.add_parser("collect", help="collect, validate and clean one date")
-    collect.add_argument("--source", default=None, help="'sample', or a JSONL/CSV file or folder (default: collect.source)")
+    collect.add_argument("--source", default=None, help="comma-separated sources: 'sample', a file or folder, s3://bucket/prefix, or an API spec (default: collect.source, which is 'sample' unless configured)")
     collect.add_argument("--date", type=_date, default=_yesterday(), help="partition date (default: yesterday, UTC)")
 
     train = commands.add_parser("train", help="train, evaluate and register a model")
@@ -93,15 +97,22 @@ def main(argv: list[str] | None = None) -> int:
     }[arguments.command]
     try:
         return handler(arguments)
-    except (FileNotFoundError, ValueError, LookupError) as error:
+    except (FileNotFoundError, IsADirectoryError, ValueError, LookupError) as error:
         log.error("%s", error)
         return 2
+    except RuntimeError as error:  # a failed DAG run or data-quality check, already logged
+        log.error("failed: %s", error)
+        return 1
 
 
 def command_demo(arguments: argparse.Namespace) -> int:
+    import contextlib
+
     from tasks.demo import format_summary, run_demo
 
-    summary = run_demo(arguments.date, labels=arguments.labels, posts=arguments.posts)
+    # Airflow and the Trainer print progress to stdout; keep stdout for the summary only.
+    with contextlib.redirect_stdout(sys.stderr):
+        summary = run_demo(arguments.date, labels=arguments.labels, posts=arguments.posts)
     print(format_summary(summary))
     return 0
 
@@ -126,9 +137,9 @@ def command_train(arguments: argparse.Namespace) -> int:
 def command_predict(arguments: argparse.Namespace) -> int:
     from tasks import commands
 
-    written = commands.predict_file(arguments.input, arguments.output, arguments.model,
-                                    get_settings(), task=arguments.task)
-    print(f"wrote {written} predictions to {arguments.output}")
+    lines, errors = commands.predict_file(arguments.input, arguments.output, arguments.model,
+                                          get_settings(), task=arguments.task)
+    print(f"wrote {lines} lines to {arguments.output}: {lines - errors} predictions, {errors} errors")
     return 0
 
 
@@ -145,6 +156,13 @@ def command_airflow(arguments: argparse.Namespace) -> int:
     environment = {**os.environ, **airflow_environment(get_settings())}
     Path(environment["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
     executable = Path(sys.executable).with_name("airflow")
+    database = environment["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    if database.startswith("sqlite:///") and not Path(database.removeprefix("sqlite:///")).exists():
+        # A new embedded database: create it and store the DAGs, so `dags list` shows them.
+        log.info("creating the Airflow database at %s", database)
+        for setup in (["db", "migrate"], ["dags", "reserialize"]):
+            subprocess.run([str(executable), *setup], env=environment, check=True,
+                           stdout=subprocess.DEVNULL)
     os.execve(executable, [str(executable), *arguments.arguments], environment)
 
 

@@ -19,6 +19,8 @@ from tasks.validate.suites import validate_frame
 
 log = logging.getLogger(__name__)
 
+LINE = "_line"  # input line number; a name no input field is expected to use
+
 
 def read_labeled_file(path: Path, labels: list[str]) -> pd.DataFrame:
     """Read text and label from ``path``; invalid rows are logged with their line and skipped."""
@@ -28,9 +30,12 @@ def read_labeled_file(path: Path, labels: list[str]) -> pd.DataFrame:
     report = validate_frame(frame, "labels", {"label_set": labels})
     failures = report.failures_by_row()
     for row, fails in sorted(failures.items()):
+        record = frame.iloc[row]
         reasons = "; ".join(f.meta.get("reason", f.expectation) for f in fails)
-        log.warning("%s line %s skipped: %s", path.name, frame.iloc[row]["line"], reasons)
-    valid = frame.drop(index=list(failures))
+        detail = record["parse_error"] if isinstance(record["parse_error"], str) else \
+            f"label {record['label']!r}"
+        log.warning("%s line %s skipped: %s (%s)", path.name, record["line"], reasons, detail)
+    valid = frame.drop(index=list(failures)).drop(columns=["parse_error"])
     if valid.empty:
         raise ValueError(f"{path} has no valid rows with 'text' and a label in {labels}")
     return valid.assign(text=valid["text"].map(normalize_text)).reset_index(drop=True)
@@ -77,31 +82,42 @@ def train_from_files(train_path: Path, validation_path: Path, settings: Settings
 
 
 def read_posts_file(path: Path) -> list[dict[str, Any]]:
-    """Read JSONL or CSV posts as dicts with ``line`` added; unparseable lines get ``error``."""
+    """Read JSONL or CSV posts as {"fields", LINE}; unparseable lines get ``error`` instead."""
     if not path.is_file():
         raise FileNotFoundError(f"input file {path} not found")
-    text = path.read_bytes().decode("utf-8-sig", errors="replace")
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path} is not valid UTF-8 (byte {error.start}): re-encode it as "
+                         f"UTF-8") from error
     if path.suffix.lower() == ".csv":
         reader = csv.DictReader(io.StringIO(text, newline=""))
-        return [{**row, "line": number} for number, row in enumerate(reader, start=2)]
+        records, start = [], 2
+        for row in reader:
+            records.append({"fields": row, LINE: start})
+            start = reader.line_num + 1
+        return records
     records = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
             value = json.loads(line)
-            records.append({**value, "line": number} if isinstance(value, dict)
-                           else {"line": number, "error": "not a JSON object"})
+            records.append({"fields": value, LINE: number} if isinstance(value, dict)
+                           else {LINE: number, "error": "not a JSON object"})
         except json.JSONDecodeError as error:
-            records.append({"line": number, "error": f"invalid JSON: {error.msg}"})
+            records.append({LINE: number, "error": f"invalid JSON: {error.msg}"})
     return records
 
 
 def predict_file(input_path: Path, output_path: Path, model_uri: str | None,
-                 settings: Settings, task: str = "sentiment") -> int:
-    """Write one JSON line per input post with its label and class probabilities."""
-    import mlflow
+                 settings: Settings, task: str = "sentiment") -> tuple[int, int]:
+    """Write one JSON line per input post with its label and class probabilities.
 
+    Returns the number of lines written and how many of them are errors.
+    """
+    if output_path.is_dir():
+        raise IsADirectoryError(f"--output {output_path} is a folder: give a file path")
     from tasks.registry.tracking import champion_version, configure_mlflow
 
     client = configure_mlflow(settings)
@@ -114,27 +130,39 @@ def predict_file(input_path: Path, output_path: Path, model_uri: str | None,
     uri = model_uri or f"models:/{name}@{alias}"
     records = read_posts_file(input_path)
     for record in records:
-        if "error" not in record and not str(record.get("text") or "").strip():
+        if "error" not in record and not str(record["fields"].get("text") or "").strip():
             record["error"] = "missing or empty 'text' field"
     usable = [r for r in records if "error" not in r]
-    model = mlflow.pyfunc.load_model(uri)
-    texts = pd.DataFrame({"text": [normalize_text(str(r["text"])) for r in usable]})
+    model = _load_model(uri)
+    texts = pd.DataFrame({"text": [normalize_text(str(r["fields"]["text"])) for r in usable]})
     predictions = model.predict(texts).to_dict("records") if usable else []
-    by_line = {r["line"]: p for r, p in zip(usable, predictions)}
+    by_line = {r[LINE]: p for r, p in zip(usable, predictions)}
 
     output_path.parent.mkdir(parents=True, exist_ok=True)
     with output_path.open("w", encoding="utf-8") as handle:
         for record in records:
-            handle.write(json.dumps(_output_row(record, by_line.get(record["line"]), uri),
+            handle.write(json.dumps(_output_row(record, by_line.get(record[LINE]), uri),
                                     ensure_ascii=False) + "\n")
     log.info("predicted %d of %d posts with %s", len(usable), len(records), uri)
-    return len(records)
+    return len(records), len(records) - len(usable)
+
+
+def _load_model(uri: str) -> Any:
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return mlflow.pyfunc.load_model(uri)
+    except MlflowException as error:
+        raise LookupError(f"model {uri} could not be loaded: {error.message}") from error
 
 
 def _output_row(record: dict[str, Any], prediction: dict[str, Any] | None, uri: str) -> dict[str, Any]:
-    row: dict[str, Any] = {"id": record.get("id", record["line"])}
+    fields = record.get("fields", {})
+    post_id = fields.get("id")
+    row: dict[str, Any] = {"id": record[LINE] if post_id in (None, "") else post_id}
     if prediction is None:
-        row["error"] = f"line {record['line']}: {record['error']}"
+        row["error"] = f"line {record[LINE]}: {record['error']}"
         log.warning("%s", row["error"])
         return row
     row["label"] = prediction["label"]
@@ -142,7 +170,7 @@ def _output_row(record: dict[str, Any], prediction: dict[str, Any] | None, uri: 
     row["probabilities"] = {k.removeprefix("prob_"): round(float(v), 6)
                             for k, v in prediction.items() if k.startswith("prob_")}
     row["model"] = uri
-    extra = {k: v for k, v in record.items() if k not in ("id", "text", "line")}
+    extra = {k: v for k, v in fields.items() if k not in ("id", "text")}
     if extra:
         row["input_fields"] = extra
     return row

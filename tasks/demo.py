@@ -23,6 +23,8 @@ from tasks.settings import Settings, reload_settings
 log = logging.getLogger(__name__)
 
 PIPELINE = ("collect_posts", "annotation", "train_sentiment", "score_posts")
+# The DAGs' start_date: a run for an earlier logical date gets no task instances.
+FIRST_DATE = dt.date(2020, 1, 1)
 
 
 class DagRunFailedError(RuntimeError):
@@ -88,6 +90,11 @@ def run_demo(day: dt.date, labels: Path | None = None, posts: Path | None = None
              settings: Settings | None = None) -> dict[str, Any]:
     """Run collect_posts, annotation, train_sentiment and score_posts for ``day``."""
     settings = settings or reload_settings()
+    if day < FIRST_DATE:
+        raise ValueError(f"date {day} is before the DAGs' start_date {FIRST_DATE}: pick a later date")
+    if posts is not None and labels is None and not _has_labels(settings):
+        raise ValueError("--posts needs --labels: without the built-in sample there are no "
+                         "labels to train on (pass a JSONL/CSV with text and label)")
     collect_conf = prepare_inputs(settings, labels, posts)
     environment = apply_airflow_environment(settings)
     migrate_airflow_db(environment)
@@ -101,6 +108,13 @@ def run_demo(day: dt.date, labels: Path | None = None, posts: Path | None = None
         }.get(dag_id, {})
         states[dag_id] = run_dag(dags[dag_id], day, conf)
     return summarize(settings, day, states)
+
+
+def _has_labels(settings: Settings) -> bool:
+    from tasks import storage
+
+    store = storage.open_store(settings.store, settings.s3_endpoint_url or None)
+    return bool(storage.list_partitions(store, "labels"))
 
 
 def summarize(settings: Settings, day: dt.date, states: dict[str, str]) -> dict[str, Any]:

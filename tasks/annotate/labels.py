@@ -29,7 +29,7 @@ LABELS_QUARANTINE = "labels_quarantine"
 LEDGER_KEY = "label_imports/ledger.json"
 QUARANTINE_COLUMNS = ["source_file", "line", "field", "reason", "fix", "text", "label"]
 LABEL_COLUMNS = ["text", "label", "post_id", "annotator", "annotated_at", "source_file", "line"]
-LABEL_FILE_SUFFIXES = {".json", ".jsonl", ".csv"}
+LABEL_FILE_SUFFIXES = {".json", ".jsonl", ".csv"}  # compared in lower case
 
 
 def read_label_file(path: Path) -> pd.DataFrame:
@@ -38,17 +38,40 @@ def read_label_file(path: Path) -> pd.DataFrame:
     A ``.json`` file is a Label Studio export (a list of tasks with annotations), while
     ``.jsonl`` and ``.csv`` have one labeled text per line or row.
     """
-    data = path.read_bytes()
-    if path.suffix == ".json":
-        rows = _label_studio_rows(json.loads(data.decode("utf-8-sig")))
-    elif path.suffix == ".csv":
-        rows = _csv_rows(data.decode("utf-8-sig"))
+    suffix = path.suffix.lower()
+    text = _decode_labels(path)
+    if suffix == ".json":
+        try:
+            rows = _label_studio_rows(json.loads(text))
+        except (json.JSONDecodeError, AttributeError, TypeError) as error:
+            raise ValueError(f"{path} is not a Label Studio JSON export (a list of tasks): "
+                             f"{error}") from error
+    elif suffix == ".csv":
+        rows = _csv_rows(text)
     else:
-        rows = [_plain_row(json.loads(line), number)
-                for number, line in enumerate(data.decode("utf-8-sig").splitlines(), start=1)
-                if line.strip()]
-    frame = pd.DataFrame(rows, columns=LABEL_COLUMNS)
+        rows = [_jsonl_row(line, number)
+                for number, line in enumerate(text.splitlines(), start=1) if line.strip()]
+    frame = pd.DataFrame(rows, columns=[*LABEL_COLUMNS, "parse_error"])
     return frame.assign(source_file=path.name)
+
+
+def _decode_labels(path: Path) -> str:
+    try:
+        return path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path} is not valid UTF-8 (byte {error.start}): re-encode it as "
+                         f"UTF-8") from error
+
+
+def _jsonl_row(line: str, number: int) -> dict[str, Any]:
+    """Return the row of one JSONL line; an unparseable line keeps its number and error."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as error:
+        return {"line": number, "parse_error": f"invalid JSON: {error.msg}"}
+    if not isinstance(record, dict):
+        return {"line": number, "parse_error": f"expected a JSON object, got {type(record).__name__}"}
+    return _plain_row(record, number)
 
 
 def _csv_rows(text: str) -> list[dict[str, Any]]:
@@ -114,7 +137,7 @@ def files_to_import(store: storage.Store, inbox: Path, day: dt.date) -> list[Pat
     ledger = _read_ledger(store)
     chosen = []
     for path in sorted(inbox.glob("*")) if inbox.is_dir() else []:
-        if path.suffix not in LABEL_FILE_SUFFIXES or not path.is_file():
+        if path.suffix.lower() not in LABEL_FILE_SUFFIXES or not path.is_file():
             continue
         owner = ledger.get(_digest(path))
         if owner is None or owner == day.isoformat():
@@ -127,11 +150,12 @@ def import_labels(
 ) -> dict[str, int]:
     """Read ``files``, validate with the labels suite and write the day's labels partition."""
     frames = [read_label_file(path) for path in files]
-    imported = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=LABEL_COLUMNS)
+    imported = (pd.concat(frames, ignore_index=True) if frames
+                else pd.DataFrame(columns=[*LABEL_COLUMNS, "parse_error"]))
     report = validate_frame(imported, "labels", {"label_set": list(labels)})
     failures = report.failures_by_row()
     quarantine = [_quarantine_row(imported.iloc[row], fails) for row, fails in sorted(failures.items())]
-    accepted = imported.drop(index=list(failures))
+    accepted = imported.drop(index=list(failures)).drop(columns=["parse_error"])
     accepted = accepted.assign(text=accepted["text"].map(normalize_text))
 
     storage.write_frame(store, LABELS, day, accepted)
@@ -146,7 +170,7 @@ def import_labels(
 def _quarantine_row(row: pd.Series, failures: list[Any]) -> dict[str, Any]:
     field = failures[0].meta.get("field", failures[0].column)
     reasons = "; ".join(f.meta.get("reason", f.expectation) for f in failures)
-    value = row.get(field)
+    value = row.get("parse_error") if isinstance(row.get("parse_error"), str) else row.get(field)
     return {"source_file": row["source_file"], "line": int(row["line"]), "field": field,
             "reason": f"{row['source_file']} item {row['line']}, field '{field}': {reasons} "
                       f"(value {str(value)[:80]!r})",

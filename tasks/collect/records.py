@@ -149,8 +149,15 @@ def _csv_record(source: str, line: int, row: dict[Any, Any], encoding_name: str
     row, nuls = _remove_nuls_in(row)
     if nuls and not any(_has_text(value) for value in row.values()):
         return None
-    raw = json.dumps(row, ensure_ascii=False, default=str)
+    extra_fields = row.pop(None, None)
+    raw = json.dumps(row if not extra_fields else {**row, "_extra_fields": extra_fields},
+                     ensure_ascii=False, default=str)
     error = None
+    if extra_fields:
+        # DictReader puts fields beyond the header under the key None: usually an unquoted
+        # comma inside the text, so the row cannot be trusted.
+        error = (f"row has {len(extra_fields)} more fields than the header; quote fields that "
+                 f"contain commas")
     if formats.undecodable_offset(raw, "utf-8") is not None:
         raw = formats.escape_undecodable(raw)
         error = f"bytes in this row are not valid {encoding_name}"

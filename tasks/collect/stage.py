@@ -79,7 +79,7 @@ def validate_raw(store: storage.Store, day: dt.date, settings: Settings) -> dict
     quarantined = [_quarantine_entry(posts.iloc[row], raw.iloc[row], fails, settings)
                    for row, fails in sorted(failures.items())]
     for entry in quarantined:
-        log.warning("quarantined %s line %s: %s", entry["source"], entry["line"], entry["reason"])
+        log.warning("quarantined: %s", entry["reason"])
     valid = posts.drop(index=list(failures)).drop(columns=["parse_error"])
     storage.write_frame(store, VALID, day, valid)
     storage.write_frame(store, QUARANTINE, day, pd.DataFrame(quarantined, columns=QUARANTINE_COLUMNS))

@@ -50,7 +50,8 @@ def promote_latest(settings: Settings, model_name: str) -> PromotionDecision:
         return PromotionDecision(model_name, None, before, before, False,
                                  [f"no version of {model_name} is registered yet"])
     if before == str(candidate.version) or DECISION_TAG in (candidate.tags or {}):
-        reason = f"version {candidate.version} was already decided; champion stays {before}"
+        champion_text = f"version {before}" if before else "unset"
+        reason = f"version {candidate.version} was already decided; champion stays {champion_text}"
         return PromotionDecision(model_name, str(candidate.version), before, before, False, [reason])
     return decide(client, settings, model_name, candidate, champion)
 

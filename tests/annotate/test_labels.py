@@ -92,7 +92,7 @@ def test_label_studio_choice(tmp_path):
 
     rows = read_label_file(path)
 
-    assert list(rows.columns) == LABEL_COLUMNS
+    assert list(rows.columns) == [*LABEL_COLUMNS, "parse_error"]
     assert len(rows) == 1
     row = rows.iloc[0]
     assert row["text"] == "great app"
@@ -218,7 +218,7 @@ def test_csv_label_file(tmp_path):
 
     rows = read_label_file(path)
 
-    assert list(rows.columns) == LABEL_COLUMNS
+    assert list(rows.columns) == [*LABEL_COLUMNS, "parse_error"]
     assert list(rows["text"]) == ["good, really", "bad"]
     assert list(rows["label"]) == ["positive", "negative"]
     assert list(rows["post_id"]) == ["p1", "p2"]

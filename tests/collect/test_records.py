@@ -457,3 +457,11 @@ def test_open_source_missing_path(tmp_path):
 
     with pytest.raises(FileNotFoundError, match="not found"):
         source.fetch(DAY)
+
+
+def test_csv_row_with_extra_fields_is_an_error():
+    raw_file = RawFile("posts.csv", "csv", b"id,text\nx1,hello, world and more\n")
+    records = split_records(raw_file)
+    assert len(records) == 1
+    assert "more fields than the header" in records[0]["decode_error"]
+    assert "world and more" in records[0]["raw"]

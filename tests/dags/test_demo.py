@@ -57,3 +57,15 @@ def test_demo_writes_validation_reports(airflow_db, demo):
     keys = store.list_keys(f"validations/date={DAY.isoformat()}/")
     names = {key.rsplit("/", 1)[-1] for key in keys}
     assert {"raw_posts.json", "raw_posts.html", "clean_posts.json", "scores.json"} <= names
+
+
+def test_demo_rejects_date_before_start(settings):
+    with pytest.raises(ValueError, match="before the DAGs' start_date"):
+        run_demo(dt.date(2019, 6, 1), settings=settings)
+
+
+def test_demo_posts_need_labels(settings, tmp_path):
+    posts = tmp_path / "posts.jsonl"
+    posts.write_text('{"text": "hello"}\n')
+    with pytest.raises(ValueError, match="--posts needs --labels"):
+        run_demo(DAY, posts=posts, settings=settings)

@@ -113,7 +113,7 @@ def test_predict_csv_uses_line_numbers(trained, tmp_path):
     cli.main(["predict", "sentiment", "--input", str(source), "--output", str(target),
               "--model", f"models:/{MODEL}/1"])
     rows = [json.loads(line) for line in target.read_text().splitlines()]
-    assert [row["id"] for row in rows] == [2, 3]
+    assert [row["id"] for row in rows] == [2, 4]  # the first row spans lines 2 and 3
 
 
 def test_predict_without_champion_fails_clearly(trained, tmp_path, caplog):
@@ -181,3 +181,31 @@ def test_gate_skips_decided_version(trained):
     decision = promotion.promote_latest(settings, MODEL)
     assert not decision.promoted
     assert "already decided" in decision.reasons[0]
+
+
+def test_predict_keeps_line_field_and_null_id(trained, tmp_path):
+    source = tmp_path / "in.jsonl"
+    source.write_text(json.dumps({"id": None, "text": "fine", "line": 999}) + "\n")
+    target = tmp_path / "out.jsonl"
+    cli.main(["predict", "sentiment", "--input", str(source), "--output", str(target),
+              "--model", f"models:/{MODEL}/1"])
+    row = json.loads(target.read_text())
+    assert row["id"] == 1
+    assert row["input_fields"] == {"line": 999}
+
+
+def test_predict_unknown_version_fails_clearly(trained, tmp_path, caplog):
+    source = tmp_path / "in.jsonl"
+    source.write_text(json.dumps({"text": "hi"}) + "\n")
+    code = cli.main(["predict", "sentiment", "--input", str(source),
+                     "--output", str(tmp_path / "out.jsonl"), "--model", f"models:/{MODEL}/99"])
+    assert code == 2
+    assert any("could not be loaded" in message for message in caplog.messages)
+
+
+def test_predict_output_folder_rejected(trained, tmp_path):
+    source = tmp_path / "in.jsonl"
+    source.write_text(json.dumps({"text": "hi"}) + "\n")
+    code = cli.main(["predict", "sentiment", "--input", str(source), "--output", str(tmp_path),
+                     "--model", f"models:/{MODEL}/1"])
+    assert code == 2
