@@ -69,6 +69,9 @@ class TrainSettings(BaseModel):
     max_train_samples: int = Field(0, description="Cap on training posts; 0 means no cap.")
     method: str = Field("full", pattern="^(full|lora)$",
                         description="'full' fine-tuning or 'lora' (parameter-efficient, peft).")
+    lora_learning_rate: float = Field(
+        5e-4, description="Learning rate with method 'lora'; adapters need a higher one."
+    )
     lora_r: int = 8
     lora_alpha: int = 16
     lora_dropout: float = 0.1

@@ -147,7 +147,7 @@ def training_arguments(config: TrainSettings, train_size: int, output_dir: Path)
         per_device_train_batch_size=config.batch_size,
         per_device_eval_batch_size=config.batch_size * 2,
         gradient_accumulation_steps=config.gradient_accumulation_steps,
-        learning_rate=config.learning_rate,
+        learning_rate=config.lora_learning_rate if config.method == "lora" else config.learning_rate,
         weight_decay=config.weight_decay,
         warmup_steps=min(config.warmup_steps, steps_per_epoch),
         eval_strategy="epoch",
