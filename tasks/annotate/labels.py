@@ -20,7 +20,7 @@ import pandas as pd
 
 from tasks import storage
 from tasks.clean.text import normalize_text
-from tasks.validate.suites import validate_frame
+from tasks.validate.suites import save_validation, validate_frame
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +153,7 @@ def import_labels(
     imported = (pd.concat(frames, ignore_index=True) if frames
                 else pd.DataFrame(columns=[*LABEL_COLUMNS, "parse_error"]))
     report = validate_frame(imported, "labels", {"label_set": list(labels)})
+    save_validation(store, day, report)
     failures = report.failures_by_row()
     quarantine = [_quarantine_row(imported.iloc[row], fails) for row, fails in sorted(failures.items())]
     accepted = imported.drop(index=list(failures)).drop(columns=["parse_error"])

@@ -20,7 +20,12 @@ from tasks.clean.text import identify_language, normalize_text
 from tasks.collect.records import RAW_COLUMNS, parse_posts, split_records
 from tasks.collect.sources import Source
 from tasks.settings import Settings
-from tasks.validate.suites import ExpectationFailure, validate_frame
+from tasks.validate.suites import (
+    VALIDATIONS,
+    ExpectationFailure,
+    save_validation,
+    validate_frame,
+)
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +35,6 @@ CLEAN = "clean_posts"
 DUPLICATES = "duplicates"
 QUARANTINE = "quarantine"
 MANIFESTS = "manifests"
-VALIDATIONS = "validations"
 QUARANTINE_COLUMNS = ["source", "line", "id", "field", "reason", "fix", "expectation", "raw"]
 CLEAN_COLUMNS = [
     "id", "text", "lang", "created_at", "author", "source", "line", "extra", "minhash",
@@ -243,12 +247,3 @@ def failed_expectations(store: storage.Store, day: dt.date, suites: tuple[str, .
             for item in summary.get("expectations", []) if not item.get("success")
         ]
     return failed
-
-
-def save_validation(store: storage.Store, day: dt.date, report: Any) -> None:
-    """Store a suite's result as JSON and as GX Data Docs HTML beside the partitions."""
-    storage.write_json(store, storage.partition_key(VALIDATIONS, day, f"{report.suite}.json"),
-                       report.summary)
-    if report.html:
-        store.write_bytes(storage.partition_key(VALIDATIONS, day, f"{report.suite}.html"),
-                          report.html.encode())

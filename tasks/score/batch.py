@@ -9,10 +9,10 @@ import mlflow
 import pandas as pd
 
 from tasks import storage
-from tasks.collect.stage import CLEAN, save_validation
+from tasks.collect.stage import CLEAN
 from tasks.registry.tracking import champion_version, configure_mlflow
 from tasks.settings import Settings
-from tasks.validate.suites import validate_frame
+from tasks.validate.suites import save_validation, validate_frame
 
 log = logging.getLogger(__name__)
 

@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 EXPECTATIONS_DIR = PROJECT_ROOT / "expectations"
 ROW_KEY = "_row"
+VALIDATIONS = "validations"  # dataset of stored validation results
 # Values longer than this are cut in stored results, so a 1 MB post does not bloat them.
 _MAX_STORED_VALUE = 200
 
@@ -194,3 +195,14 @@ def _render_html(result: Any) -> str:
     except Exception as error:  # noqa: BLE001 - the HTML page is optional, the JSON is not
         log.warning("could not render Data Docs HTML: %s", error)
         return ""
+
+
+def save_validation(store: Any, day: Any, report: ValidationReport) -> None:
+    """Store a suite's result as JSON and as GX Data Docs HTML under ``validations/``."""
+    from tasks import storage
+
+    storage.write_json(store, storage.partition_key(VALIDATIONS, day, f"{report.suite}.json"),
+                       report.summary)
+    if report.html:
+        store.write_bytes(storage.partition_key(VALIDATIONS, day, f"{report.suite}.html"),
+                          report.html.encode())
