@@ -10,6 +10,8 @@ registered:
 2. **score**: score the day's clean posts with `models:/<name>@champion` into `scores`
    (post id, label, class probabilities, model version, scoring time). Skipped, not
    failed, while no champion exists.
+3. **index_posts**: embed the day's clean posts with the retrieval champion (the base
+   model while there is none) into a FAISS index under `embeddings`, for `pulse search`.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from pulse_airflow import (
     partition_date,
 )
 from tasks import jobs
+from tasks.settings import get_settings
 from tasks.score.batch import NoChampionError
 
 log = logging.getLogger(__name__)
@@ -68,7 +71,16 @@ def score_posts():
         mark_partition(get_current_context(), SCORES, day, version=result["model_version"])
         return result
 
-    score(resolve_date(), promote())
+    @task
+    def index_posts(day: str) -> dict:
+        """Embed the day's clean posts and store their FAISS index for `pulse search`."""
+        from tasks.retrieve.commands import build_index
+
+        return build_index(day, get_settings())
+
+    day = resolve_date()
+    score(day, promote())
+    index_posts(day)
 
 
 score_posts()

@@ -66,17 +66,28 @@ def build_parser() -> argparse.ArgumentParser:
     collect.add_argument("--date", type=_date, default=_yesterday(), help="partition date (default: yesterday, UTC)")
 
     train = commands.add_parser("train", help="train, evaluate and register a model")
-    train.add_argument("task", help="'sentiment', or any classification task name (e.g. emotion)")
+    train.add_argument("task", help="'entities' (IOB2 tagging), 'retrieval' (bi-encoder), "
+                       "'sentiment', or any classification task name (e.g. emotion)")
     train.add_argument("--labels", type=_label_list, help="comma-separated label set (default: "
                        "from the settings for known tasks, else the labels found in --train)")
-    train.add_argument("--train", type=Path, required=True, help="JSONL/CSV with text and label")
-    train.add_argument("--validation", type=Path, required=True, help="JSONL/CSV with text and label")
+    train.add_argument("--train", type=Path, required=True, help="JSONL/CSV with text and label; "
+                       "CoNLL or Label Studio JSON for entities; JSONL with text and a group field for retrieval")
+    train.add_argument("--validation", type=Path, help="same format as --train (required except for retrieval, which splits by group)")
+    train.add_argument("--group-field", default="event", help="retrieval: field that groups related posts")
 
     predict = commands.add_parser("predict", help="label posts from a file with a registered model")
-    predict.add_argument("task", help="'sentiment', or a classification task trained before")
-    predict.add_argument("--input", type=Path, required=True, help="JSONL or CSV with a 'text' field and an optional 'id'")
+    predict.add_argument("task", help="'entities', 'sentiment', or a classification task trained before")
+    predict.add_argument("--input", type=Path, required=True, help="JSONL or CSV with a 'text' field and an optional 'id'; for entities also CoNLL")
     predict.add_argument("--output", type=Path, required=True, help="JSONL file to write")
     predict.add_argument("--model", help="model URI (default: models:/<name>@champion)")
+
+    search = commands.add_parser("search", help="find posts by meaning in a day's embedding index")
+    search.add_argument("query", help="text to search for")
+    search.add_argument("--date", type=_date, help="partition date (default: the latest indexed day)")
+    search.add_argument("--k", type=int, default=10, help="number of posts to return")
+
+    index = commands.add_parser("index", help="build the embedding index of a day's clean posts")
+    index.add_argument("--date", type=_date, default=_yesterday(), help="partition date (default: yesterday, UTC)")
 
     promote = commands.add_parser("promote", help="run the promotion gate on the newest version")
     promote.add_argument("task", help="'sentiment', or a classification task trained before")
@@ -93,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     handler = {
         "demo": command_demo, "collect": command_collect, "train": command_train,
         "predict": command_predict, "promote": command_promote,
+        "search": command_search, "index": command_index,
         "airflow": command_airflow, "mlflow": command_mlflow,
     }[arguments.command]
     try:
@@ -128,6 +140,18 @@ def command_collect(arguments: argparse.Namespace) -> int:
 def command_train(arguments: argparse.Namespace) -> int:
     from tasks import commands
 
+    if arguments.task == "retrieval":
+        from tasks.retrieve.commands import train_retrieval_from_file
+
+        print(train_retrieval_from_file(arguments.train, get_settings(), arguments.group_field))
+        return 0
+    if arguments.validation is None:
+        raise ValueError(f"--validation is required to train {arguments.task}")
+    if arguments.task == "entities":
+        from tasks.extract.commands import train_entities_from_files
+
+        print(train_entities_from_files(arguments.train, arguments.validation, get_settings()))
+        return 0
     uri = commands.train_from_files(arguments.train, arguments.validation, get_settings(),
                                     task=arguments.task, labels=arguments.labels)
     print(uri)
@@ -137,9 +161,33 @@ def command_train(arguments: argparse.Namespace) -> int:
 def command_predict(arguments: argparse.Namespace) -> int:
     from tasks import commands
 
+    if arguments.task == "entities":
+        from tasks.extract.commands import predict_entities_file
+
+        lines, errors = predict_entities_file(arguments.input, arguments.output, arguments.model,
+                                              get_settings())
+        print(f"wrote {lines} lines to {arguments.output}: {lines - errors} tagged, {errors} errors")
+        return 0
     lines, errors = commands.predict_file(arguments.input, arguments.output, arguments.model,
                                           get_settings(), task=arguments.task)
     print(f"wrote {lines} lines to {arguments.output}: {lines - errors} predictions, {errors} errors")
+    return 0
+
+
+def command_search(arguments: argparse.Namespace) -> int:
+    from tasks.retrieve.commands import search_posts
+
+    for post_id, score, text in search_posts(arguments.query, arguments.date, arguments.k,
+                                             get_settings()):
+        print(json.dumps({"id": post_id, "score": round(float(score), 4), "text": text},
+                         ensure_ascii=False))
+    return 0
+
+
+def command_index(arguments: argparse.Namespace) -> int:
+    from tasks.retrieve.commands import build_index
+
+    print(json.dumps(build_index(arguments.date, get_settings()), default=str))
     return 0
 
 

@@ -20,6 +20,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from tasks.retrieve.config import RetrievalSettings  # config imports Settings only for typing
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_HOME = PROJECT_ROOT / ".pulse"
 
@@ -134,6 +136,7 @@ class Settings(BaseSettings):
         "from --labels or from the training data.",
     )
     registry: RegistrySettings = RegistrySettings()
+    retrieval: RetrievalSettings = RetrievalSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -1,0 +1,1 @@
+"""Entity extraction as IOB2 token classification: data formats, training and inference."""
