@@ -19,8 +19,8 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowSkipException
-
 from pulse_airflow import CLEAN_POSTS, DATE_PARAM_DOC, LABELS, mark_partition, partition_date
+
 from tasks import jobs
 
 

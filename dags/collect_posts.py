@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task
-
 from pulse_airflow import (
     CLEAN_POSTS,
     DATE_PARAM_DOC,
@@ -28,6 +27,7 @@ from pulse_airflow import (
     mark_partition,
     partition_date,
 )
+
 from tasks import jobs
 
 

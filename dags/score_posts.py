@@ -21,7 +21,6 @@ import logging
 import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowSkipException
-
 from pulse_airflow import (
     CLEAN_POSTS,
     DATE_PARAM_DOC,
@@ -30,9 +29,10 @@ from pulse_airflow import (
     mark_partition,
     partition_date,
 )
+
 from tasks import jobs
-from tasks.settings import get_settings
 from tasks.score.batch import NoChampionError
+from tasks.settings import get_settings
 
 log = logging.getLogger(__name__)
 

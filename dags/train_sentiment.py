@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
-
 from pulse_airflow import DATE_PARAM_DOC, LABELS, SENTIMENT_MODEL, mark_partition, partition_date
+
 from tasks import jobs
 
 
