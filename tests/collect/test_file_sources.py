@@ -11,12 +11,6 @@ import hashlib
 import io
 import json
 import logging
-import os
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -38,20 +32,7 @@ DAY = dt.date(2024, 3, 1)
 NEXT_DAY = dt.date(2024, 3, 2)
 LAST_DAY = dt.date(2024, 3, 3)
 CHINESE_POSTS = ["今天天气很好", "这个产品太差了，再也不买", "物流很快，包装完好"]
-MOTO_SERVER = Path(sys.executable).parent / "moto_server"
 SOURCE_BUCKET = "pulse-source"
-SERVER_START_TIMEOUT_S = 30
-# Dummy credentials for moto only. AWS_EC2_METADATA_DISABLED keeps boto3 from querying the
-# instance metadata address.
-AWS_ENVIRONMENT = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_EC2_METADATA_DISABLED": "true",
-    "NO_PROXY": "127.0.0.1",
-    "no_proxy": "127.0.0.1",
-}
 
 
 def jsonl_bytes(posts: list[dict], encoding: str = "utf-8") -> bytes:
@@ -841,69 +822,18 @@ def test_folder_source_without_store_reads_all(inbox):
     assert collect(source, NEXT_DAY) == ["a.jsonl"]
 
 
-# S3 prefix source on a moto server
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_until_listening(port: int, process: subprocess.Popen, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(
-                f"moto_server exited with code {process.returncode} before listening")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise TimeoutError(f"moto_server did not listen on 127.0.0.1:{port} within {timeout_s} s")
-
-
-def stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+# S3 prefix source on the moto server of conftest.py
 
 
 @pytest.fixture(scope="module")
-def s3_endpoint(tmp_path_factory) -> Iterator[str]:
-    """Start moto_server on a free 127.0.0.1 port, create the source bucket, yield its URL."""
-    if not MOTO_SERVER.is_file():
-        pytest.skip(f"moto_server not found at {MOTO_SERVER}: install the dev extras")
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in AWS_ENVIRONMENT.items():
-            patch.setenv(name, value)
-        for name in ["AWS_PROFILE", "AWS_CA_BUNDLE", "AWS_ENDPOINT_URL", "HTTP_PROXY",
-                     "HTTPS_PROXY", "http_proxy", "https_proxy"]:
-            patch.delenv(name, raising=False)
-        aws_folder = tmp_path_factory.mktemp("aws")
-        patch.setenv("AWS_CONFIG_FILE", str(aws_folder / "config"))
-        patch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(aws_folder / "credentials"))
+def s3_endpoint(moto_endpoint) -> str:
+    """The shared moto server's URL, with this module's source bucket created."""
+    import boto3
 
-        port = free_port()
-        log_path = tmp_path_factory.mktemp("moto") / "moto_server.log"
-        with open(log_path, "wb") as log_file:
-            process = subprocess.Popen(
-                [str(MOTO_SERVER), "-H", "127.0.0.1", "-p", str(port)],
-                stdout=log_file, stderr=subprocess.STDOUT, env=os.environ.copy(),
-            )
-        try:
-            wait_until_listening(port, process, SERVER_START_TIMEOUT_S)
-            endpoint = f"http://127.0.0.1:{port}"
-            import boto3
-
-            boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket=SOURCE_BUCKET)
-            yield endpoint
-        finally:
-            stop(process)
+    client = boto3.client("s3", endpoint_url=moto_endpoint)
+    if SOURCE_BUCKET not in {bucket["Name"] for bucket in client.list_buckets()["Buckets"]}:
+        client.create_bucket(Bucket=SOURCE_BUCKET)
+    return moto_endpoint
 
 
 @pytest.fixture
