@@ -59,11 +59,12 @@ def read_entity_file(path: Path) -> list[TaggedPost]:
 
 
 def train_entities_from_files(train_path: Path, validation_path: Path, settings: Settings,
-                              model_name: str | None = None,
-                              stride: int = DEFAULT_STRIDE) -> str:
+                              model_name: str | None = None, stride: int = DEFAULT_STRIDE,
+                              learning_rate: float | None = None) -> str:
     """Train on ``train_path``, evaluate on ``validation_path`` and return the registered model URI.
 
-    ``model_name`` defaults to ``entity_model_name(settings)``.
+    ``model_name`` defaults to ``entity_model_name(settings)``, and ``learning_rate`` to
+    ``settings.train.learning_rate``.
     """
     train = read_entity_file(train_path)
     validation = read_entity_file(validation_path)
@@ -72,7 +73,7 @@ def train_entities_from_files(train_path: Path, validation_path: Path, settings:
             "data.train_size": str(len(train)), "data.validation_size": str(len(validation))}
     registered = train_and_register_entities(train, validation, settings,
                                              model_name or entity_model_name(settings), tags,
-                                             stride)
+                                             stride, learning_rate)
     log.info("validation span F1: micro %.4f, macro %.4f (precision %.4f, recall %.4f)",
              registered.metrics["micro_f1"], registered.metrics["macro_f1"],
              registered.metrics["micro_precision"], registered.metrics["micro_recall"])
@@ -80,15 +81,16 @@ def train_entities_from_files(train_path: Path, validation_path: Path, settings:
 
 
 def resolve_model_uri(model_uri: str | None, settings: Settings, model_name: str) -> str:
-    """Return ``model_uri``, or the champion alias URI of ``model_name`` when it is set.
+    """Point MLflow at the configured registry and return the URI of the model to load.
 
+    That is ``model_uri``, or the champion alias URI of ``model_name`` when it is set.
     Raises LookupError when no URI is given and ``model_name`` has no champion.
     """
     from tasks.registry.tracking import champion_version, configure_mlflow
 
+    client = configure_mlflow(settings)
     if model_uri:
         return model_uri
-    client = configure_mlflow(settings)
     alias = settings.registry.champion_alias
     if champion_version(client, model_name, alias) is None:
         raise LookupError(

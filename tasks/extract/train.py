@@ -190,35 +190,32 @@ def evaluate_tagger(model_dir: Path, posts: Sequence[TaggedPost], max_length: in
 
 def train_and_register_entities(train: Sequence[TaggedPost], validation: Sequence[TaggedPost],
                                 settings: Settings, model_name: str,
-                                data_tags: dict[str, str],
-                                stride: int = DEFAULT_STRIDE) -> RegisteredVersion:
+                                data_tags: dict[str, str], stride: int = DEFAULT_STRIDE,
+                                learning_rate: float | None = None) -> RegisteredVersion:
     """Fine-tune on ``train``, evaluate spans on ``validation`` and register a model version.
 
-    The tag set is O plus B-/I- of every entity type in either set. The validation posts
-    are logged with the run as ``evaluation/validation.conll``.
+    ``learning_rate``, when given, replaces ``settings.train.learning_rate``. The
+    validation posts are logged with the run as ``evaluation/validation.conll``.
     """
-    _check_posts(train, "train")
-    _check_posts(validation, "validation")
-    tags = tag_set(entity_types([*train, *validation]))
-    unseen = sorted(set(entity_types(validation)) - set(entity_types(train)))
-    if unseen:
-        log.warning("entity types %s occur only in the validation set: the model cannot "
-                    "learn them", unseen)
+    tags = _entity_tag_set(train, validation)
+    config = settings.train if learning_rate is None else \
+        settings.train.model_copy(update={"learning_rate": learning_rate})
     configure_mlflow(settings)
     run_tags = {"task": model_name, "code_version": code_version(), **data_tags}
-    max_length = settings.train.max_length
 
     with mlflow.start_run(run_name=f"train-{model_name}", tags=run_tags) as run, \
             tempfile.TemporaryDirectory(prefix="pulse-train-") as workdir:
-        mlflow.log_params(_params(settings, train, validation, tags, stride))
+        mlflow.log_params(_params(settings, config, train, validation, tags, stride))
         trained = train_entity_tagger(train, validation, tags, settings.base_model_path,
-                                      settings.train, Path(workdir), stride,
+                                      config, Path(workdir), stride,
                                       callbacks=[MlflowEpochLogger()])
-        metrics, predicted = evaluate_tagger(trained.model_dir, validation, max_length, stride)
+        metrics, predicted = evaluate_tagger(trained.model_dir, validation, config.max_length,
+                                             stride)
         mlflow.log_metrics({**metrics, "train_seconds": trained.train_seconds,
                             "train_windows": trained.train_windows})
         _log_evaluation(validation, predicted, metrics)
-        model_info = _log_model(trained.model_dir, model_name, validation, max_length, stride)
+        model_info = _log_model(trained.model_dir, model_name, validation, config.max_length,
+                                stride)
 
     registered = RegisteredVersion(model_name, str(model_info.registered_model_version),
                                    run.info.run_id, metrics)
@@ -228,6 +225,17 @@ def train_and_register_entities(train: Sequence[TaggedPost], validation: Sequenc
     return registered
 
 
+def _entity_tag_set(train: Sequence[TaggedPost], validation: Sequence[TaggedPost]) -> list[str]:
+    """Return O plus B-/I- of every entity type in either set, after checking both sets."""
+    _check_posts(train, "train")
+    _check_posts(validation, "validation")
+    unseen = sorted(set(entity_types(validation)) - set(entity_types(train)))
+    if unseen:
+        log.warning("entity types %s occur only in the validation set: the model cannot "
+                    "learn them", unseen)
+    return tag_set(entity_types([*train, *validation]))
+
+
 def _check_posts(posts: Sequence[TaggedPost], name: str) -> None:
     if not posts:
         raise ValueError(f"{name} set has no posts: give a CoNLL file or a Label Studio export")
@@ -235,13 +243,13 @@ def _check_posts(posts: Sequence[TaggedPost], name: str) -> None:
         raise ValueError(f"{name} set has no entities: every tag is O")
 
 
-def _params(settings: Settings, train: Sequence[TaggedPost], validation: Sequence[TaggedPost],
-            tags: Sequence[str], stride: int) -> dict[str, Any]:
+def _params(settings: Settings, config: TrainSettings, train: Sequence[TaggedPost],
+            validation: Sequence[TaggedPost], tags: Sequence[str], stride: int) -> dict[str, Any]:
     return {
-        **{f"train.{k}": v for k, v in settings.train.model_dump().items()},
+        **{f"train.{k}": v for k, v in config.model_dump().items()},
         "base_model": settings.base_model_path,
         "labels": ",".join(tags),
-        "stride": effective_stride(settings.train.max_length, stride),
+        "stride": effective_stride(config.max_length, stride),
         "train_size": len(train),
         "validation_size": len(validation),
         "train_tags_repaired": sum(post.repaired for post in train),
