@@ -1,7 +1,7 @@
 """Airflow-only glue shared by the Social Pulse DAGs: assets and the partition date.
 
 Airflow puts the plugins folder on ``sys.path``, so DAG files import this as
-``pulse_airflow``. Domain logic stays in ``tasks``; nothing here knows about posts.
+``pulse_airflow``. Domain logic stays in ``tasks``, so nothing here handles posts.
 """
 
 from __future__ import annotations

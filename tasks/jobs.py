@@ -105,7 +105,7 @@ def export_annotations(day: str | dt.date, settings: Settings | None = None) -> 
 
 
 def simulate_annotator(day: str | dt.date, settings: Settings | None = None) -> dict[str, str]:
-    """Answer the day's exported sample tasks with the sample's own labels (demo only)."""
+    """Complete the day's exported sample tasks with the sample's own labels (demo only)."""
     settings, store = _context(settings)
     key = storage.partition_key(export.ANNOTATION_TASKS, as_date(day), "label_studio_tasks.json")
     gold = sample.gold_labels(as_date(day), count=settings.collect.sample_size)

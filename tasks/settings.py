@@ -27,7 +27,7 @@ DEFAULT_HOME = PROJECT_ROOT / ".pulse"
 
 
 class CollectSettings(BaseModel):
-    """Where posts come from and what a valid post looks like."""
+    """Post sources and the limits of a valid post."""
 
     source: str = Field(
         "sample",

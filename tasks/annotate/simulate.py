@@ -11,7 +11,7 @@ from typing import Any
 def complete_label_studio_tasks(
     tasks: list[dict[str, Any]], gold: dict[str, str], annotator: str = "demo-annotator"
 ) -> list[dict[str, Any]]:
-    """Return a Label Studio export for ``tasks``, answering each with its ``gold`` label.
+    """Return a Label Studio export for ``tasks``, each completed with its ``gold`` label.
 
     Tasks whose post id has no gold label are left without an annotation, as an annotator
     would skip them.

@@ -28,7 +28,7 @@ DECISION_TAG = "promotion_decision"
 
 @dataclass
 class PromotionDecision:
-    """What the gate decided for one candidate version, and why."""
+    """Gate decision for one candidate version, with its reasons and metrics."""
 
     model: str
     candidate: str | None
