@@ -4,14 +4,17 @@
 Runs when a day's `clean_posts` are published and when a new sentiment model version is
 registered:
 
-1. **promote**: the newest model version becomes the `champion` alias only if its macro-F1
-   reaches `registry.macro_f1_floor` and is no worse than the current champion's on the
-   candidate's validation set. The decision and reasons are written onto the version.
-2. **score**: score the day's clean posts with `models:/<name>@champion` into `scores`
-   (post id, label, class probabilities, model version, scoring time). Skipped, not
-   failed, while no champion exists.
-3. **index_posts**: embed the day's clean posts with the retrieval champion (the base
+1. **promote_{task}**, one per task in `score.tasks` plus `retrieval`: the newest
+   version of the task's model becomes its `champion` alias only if its main metric
+   (macro-F1, span F1 or recall@10) reaches the floor in `registry` and is no worse than the
+   current champion's on the candidate's frozen evaluation set. The decision and its
+   reasons are written onto the model version.
+2. **index_posts**: embed the day's clean posts with the retrieval champion (the base
    model while there is none) into a FAISS index under `embeddings`, for `pulse search`.
+3. **score**: one `scores` row per clean post with every champion's output: sentiment
+   label and probabilities, other classifiers' labels, entity spans, and the post's
+   position in the day's embedding index, with the model versions used. Skipped, not
+   failed, while no task has a champion.
 """
 
 from __future__ import annotations
@@ -54,21 +57,24 @@ def score_posts():
         """Pick the partition date this run works on."""
         return partition_date(get_current_context())
 
-    @task
-    def promote() -> dict:
-        """Run the promotion gate on the newest sentiment model version."""
-        decision = jobs.promote_sentiment()
-        log.info("promotion decision: %s", decision)
-        return decision
+    def promote(task_name: str):
+        @task(task_id=f"promote_{task_name}")
+        def gate() -> dict:
+            """Run the promotion gate on the newest version of this task's model."""
+            decision = jobs.promote(task_name)
+            log.info("promotion decision: %s", decision)
+            return decision
+
+        return gate()
 
     @task(outlets=[SCORES])
-    def score(day: str, decision: dict) -> dict:
-        """Score the day's clean posts with the champion."""
+    def score(day: str) -> dict:
+        """Score the day's clean posts with every task's champion."""
         try:
-            result = jobs.score_sentiment(day)
+            result = jobs.score_posts(day)
         except NoChampionError as error:
             raise AirflowSkipException(str(error)) from error
-        mark_partition(get_current_context(), SCORES, day, version=result["model_version"])
+        mark_partition(get_current_context(), SCORES, day, models=result["models"])
         return result
 
     @task
@@ -79,8 +85,11 @@ def score_posts():
         return build_index(day, get_settings())
 
     day = resolve_date()
-    score(day, promote())
-    index_posts(day)
+    gates = {name: promote(name) for name in jobs.promotion_tasks()}
+    indexed = index_posts(day)
+    gates["retrieval"] >> indexed
+    scored = score(day)
+    [*gates.values(), indexed] >> scored
 
 
 score_posts()

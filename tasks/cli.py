@@ -70,15 +70,20 @@ def build_parser() -> argparse.ArgumentParser:
                        "'sentiment', or any classification task name (e.g. emotion)")
     train.add_argument("--labels", type=_label_list, help="comma-separated label set (default: "
                        "from the settings for known tasks, else the labels found in --train)")
-    train.add_argument("--train", type=Path, required=True, help="JSONL/CSV with text and label; "
+    train.add_argument("--train", type=Path, required=True, help="JSONL/CSV with text and label "
+                       "(a 'labels' list with --multi-label); "
                        "CoNLL or Label Studio JSON for entities; JSONL with text and a group field for retrieval")
     train.add_argument("--validation", type=Path, help="same format as --train (required except for retrieval, which splits by group)")
     train.add_argument("--group-field", default="event", help="retrieval: field that groups related posts")
+    train.add_argument("--multi-label", action="store_true", help="classification: each post "
+                       "carries a list of zero or more labels (the 'labels' field) instead of "
+                       "one. Listing the task in multi_label_tasks has the same effect")
 
     predict = commands.add_parser("predict", help="label posts from a file with a registered model")
     predict.add_argument("task", help="'entities', 'sentiment', or a classification task trained before")
     predict.add_argument("--input", type=Path, required=True, help="JSONL or CSV with a 'text' field and an optional 'id'; for entities also CoNLL")
-    predict.add_argument("--output", type=Path, required=True, help="JSONL file to write")
+    predict.add_argument("--output", type=Path, required=True, help="file to write: JSON lines, "
+                         "or for a CoNLL input the same lines with the predicted tag appended")
     predict.add_argument("--model", help="model URI (default: models:/<name>@champion)")
 
     search = commands.add_parser("search", help="find posts by meaning in a day's embedding index")
@@ -90,12 +95,32 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("--date", type=_date, default=_yesterday(), help="partition date (default: yesterday, UTC)")
 
     promote = commands.add_parser("promote", help="run the promotion gate on the newest version")
-    promote.add_argument("task", help="'sentiment', or a classification task trained before")
+    promote.add_argument("task", help="'sentiment', 'entities' (span F1), 'retrieval' "
+                         "(recall@10), or a classification task trained before (macro-F1)")
+
+    _add_annotate_parser(commands)
 
     for tool in ("airflow", "mlflow"):
         wrapper = commands.add_parser(tool, help=f"run the {tool} CLI against this project's settings")
         wrapper.add_argument("arguments", nargs=argparse.REMAINDER, help=f"arguments for {tool}")
     return parser
+
+
+def _add_annotate_parser(commands: argparse._SubParsersAction) -> None:
+    annotate = commands.add_parser("annotate", help="export annotation tasks, or import "
+                                   "finished labels, for one date")
+    steps = annotate.add_subparsers(dest="step", required=True)
+    export = steps.add_parser("export", help="write a sample of the day's clean posts as "
+                              "annotation tasks, pre-annotated by the champion models")
+    export.add_argument("--date", type=_date, default=_yesterday(), help="partition date (default: yesterday, UTC)")
+    export.add_argument("--format", dest="formats", action="append", help="'label_studio', "
+                        "'doccano' or 'conll'; repeat for several (default: annotation.export_formats)")
+    load = steps.add_parser("import", help="import finished label files as the day's batch: "
+                            "majority labels, ties for review, agreement report")
+    load.add_argument("--date", type=_date, default=_yesterday(), help="partition date (default: yesterday, UTC)")
+    load.add_argument("--file", dest="files", type=Path, action="append", help="finished export "
+                      "(Label Studio .json, doccano .jsonl or .zip, .csv, .conll) to import instead "
+                      "of the inbox's new files; repeat for several")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     handler = {
         "demo": command_demo, "collect": command_collect, "train": command_train,
         "predict": command_predict, "promote": command_promote,
-        "search": command_search, "index": command_index,
+        "search": command_search, "index": command_index, "annotate": command_annotate,
         "airflow": command_airflow, "mlflow": command_mlflow,
     }[arguments.command]
     try:
@@ -140,6 +165,13 @@ def command_collect(arguments: argparse.Namespace) -> int:
 def command_train(arguments: argparse.Namespace) -> int:
     from tasks import commands
 
+    if arguments.task in ("retrieval", "entities"):
+        for flag, value in (("--multi-label", arguments.multi_label),
+                            ("--labels", arguments.labels)):
+            if value:
+                source = "the tags in the data" if arguments.task == "entities" else "the groups"
+                raise ValueError(f"{flag} applies to classification tasks, not "
+                                 f"{arguments.task}: its labels come from {source}")
     if arguments.task == "retrieval":
         from tasks.retrieve.commands import train_retrieval_from_file
 
@@ -153,7 +185,8 @@ def command_train(arguments: argparse.Namespace) -> int:
         print(train_entities_from_files(arguments.train, arguments.validation, get_settings()))
         return 0
     uri = commands.train_from_files(arguments.train, arguments.validation, get_settings(),
-                                    task=arguments.task, labels=arguments.labels)
+                                    task=arguments.task, labels=arguments.labels,
+                                    multi_label=arguments.multi_label)
     print(uri)
     return 0
 
@@ -195,6 +228,17 @@ def command_promote(arguments: argparse.Namespace) -> int:
     from tasks import jobs
 
     print(json.dumps(jobs.promote(arguments.task), indent=2))
+    return 0
+
+
+def command_annotate(arguments: argparse.Namespace) -> int:
+    from tasks import jobs
+
+    if arguments.step == "export":
+        summary = jobs.export_annotations(arguments.date, formats=arguments.formats)
+    else:
+        summary = jobs.import_labels(arguments.date, files=arguments.files)
+    print(json.dumps(summary, default=str))
     return 0
 
 

@@ -14,6 +14,7 @@ import pandas as pd
 from tasks.annotate.labels import read_label_file
 from tasks.clean.text import normalize_text
 from tasks.settings import Settings
+from tasks.train.multilabel import InvalidLabelRow, check_label_row
 from tasks.train.pipeline import train_and_register
 from tasks.validate.suites import validate_frame
 
@@ -41,21 +42,55 @@ def read_labeled_file(path: Path, labels: list[str]) -> pd.DataFrame:
     return valid.assign(text=valid["text"].map(normalize_text)).reset_index(drop=True)
 
 
+def read_multi_labeled_file(path: Path, labels: list[str] | None) -> pd.DataFrame:
+    """Read text and a label list per row into the columns text, labels and line.
+
+    Each row of a JSONL or CSV file gives its labels in ``labels`` (else ``label``) as a
+    JSON list, or as one string separated by ',' or '|'. [] or an empty string means no
+    label applies. Invalid rows, and rows with a label outside ``labels`` (when given),
+    are logged with their line and skipped.
+    """
+    if path.suffix.lower() == ".json":
+        raise ValueError(f"{path}: multi-label training reads JSONL or CSV, not Label Studio "
+                         f"JSON; export the tasks as JSONL with 'text' and a 'labels' list")
+    rows = []
+    for record in read_posts_file(path):
+        try:
+            if "error" in record:
+                raise InvalidLabelRow(record["error"], "write one JSON object per line")
+            text, row_labels = check_label_row(record["fields"], labels)
+        except InvalidLabelRow as problem:
+            log.warning("%s line %s skipped: %s; fix: %s", path.name, record[LINE], problem,
+                        problem.fix)
+            continue
+        rows.append({"text": normalize_text(text), "labels": row_labels, "line": record[LINE]})
+    if not rows:
+        raise ValueError(f"{path} has no valid rows with 'text' and a list of labels"
+                         + (f" from {labels}" if labels else ""))
+    return pd.DataFrame(rows, columns=["text", "labels", "line"])
+
+
 def model_name(task: str, settings: Settings) -> str:
-    """Return the registered model name of classification ``task``."""
+    """Return the registered model name of ``task``: sentiment, retrieval or the prefix + task."""
     if task == "sentiment":
         return settings.registry.sentiment_model
+    if task == "retrieval":
+        return settings.retrieval.model_name
     return f"{settings.registry.model_prefix}{task}"
 
 
 def resolve_labels(task: str, labels: list[str] | None, train_path: Path,
-                   settings: Settings) -> list[str]:
+                   settings: Settings, multi_label: bool = False) -> list[str]:
     """Return the label set: given, from the settings for ``task``, or sorted from the data."""
     if labels:
         return labels
     if task in settings.classification_tasks:
         return list(settings.classification_tasks[task])
-    found = sorted({str(label) for label in read_label_file(train_path)["label"].dropna()})
+    if multi_label:
+        rows = read_multi_labeled_file(train_path, None)["labels"]
+        found = sorted({label for row in rows for label in row})
+    else:
+        found = sorted({str(label) for label in read_label_file(train_path)["label"].dropna()})
     if len(found) < 2:
         raise ValueError(f"{train_path} has fewer than two labels ({found}): pass --labels")
     log.info("label set of %s taken from %s: %s", task, train_path.name, found)
@@ -63,21 +98,33 @@ def resolve_labels(task: str, labels: list[str] | None, train_path: Path,
 
 
 def train_from_files(train_path: Path, validation_path: Path, settings: Settings,
-                     task: str = "sentiment", labels: list[str] | None = None) -> str:
-    """Train on ``train_path``, evaluate on ``validation_path``, register; return the model URI."""
+                     task: str = "sentiment", labels: list[str] | None = None,
+                     multi_label: bool = False) -> str:
+    """Train on ``train_path``, evaluate on ``validation_path``, register; return the model URI.
+
+    The task is multi-label when ``multi_label`` is set or ``task`` is listed in
+    ``settings.multi_label_tasks``.
+    """
     if not train_path.is_file():
         raise FileNotFoundError(f"labeled file {train_path} not found")
-    labels = resolve_labels(task, labels, train_path, settings)
-    train = read_labeled_file(train_path, labels)
-    validation = read_labeled_file(validation_path, labels)
+    if not validation_path.is_file():
+        raise FileNotFoundError(f"labeled file {validation_path} not found")
+    multi_label = multi_label or task in settings.multi_label_tasks
+    labels = resolve_labels(task, labels, train_path, settings, multi_label)
+    read = read_multi_labeled_file if multi_label else read_labeled_file
+    train, validation = read(train_path, labels), read(validation_path, labels)
     tags = {"data.train_file": str(train_path.resolve()),
             "data.validation_file": str(validation_path.resolve()),
             "data.train_size": str(len(train)), "data.validation_size": str(len(validation))}
     registered = train_and_register(train, validation, labels, settings,
-                                    model_name(task, settings), tags)
-    log.info("validation: macro-recall %.4f, macro-F1 %.4f, accuracy %.4f",
-             registered.metrics["macro_recall"], registered.metrics["macro_f1"],
-             registered.metrics["accuracy"])
+                                    model_name(task, settings), tags, multi_label=multi_label)
+    metrics = registered.metrics
+    if multi_label:
+        log.info("validation: macro-F1 %.4f, micro-F1 %.4f, samples-F1 %.4f",
+                 metrics["macro_f1"], metrics["micro_f1"], metrics["samples_f1"])
+    else:
+        log.info("validation: macro-recall %.4f, macro-F1 %.4f, accuracy %.4f",
+                 metrics["macro_recall"], metrics["macro_f1"], metrics["accuracy"])
     return registered.uri
 
 
@@ -113,6 +160,9 @@ def read_posts_file(path: Path) -> list[dict[str, Any]]:
 def predict_file(input_path: Path, output_path: Path, model_uri: str | None,
                  settings: Settings, task: str = "sentiment") -> tuple[int, int]:
     """Write one JSON line per input post with its label and class probabilities.
+
+    A multi-label model writes ``labels``, the list of labels that apply, instead of
+    ``label`` and ``confidence``.
 
     Returns the number of lines written and how many of them are errors.
     """
@@ -165,8 +215,11 @@ def _output_row(record: dict[str, Any], prediction: dict[str, Any] | None, uri: 
         row["error"] = f"line {record[LINE]}: {record['error']}"
         log.warning("%s", row["error"])
         return row
-    row["label"] = prediction["label"]
-    row["confidence"] = round(float(prediction["confidence"]), 6)
+    if "labels" in prediction:  # a multi-label model outputs a JSON array and no single label
+        row["labels"] = json.loads(prediction["labels"])
+    else:
+        row["label"] = prediction["label"]
+        row["confidence"] = round(float(prediction["confidence"]), 6)
     row["probabilities"] = {k.removeprefix("prob_"): round(float(v), 6)
                             for k, v in prediction.items() if k.startswith("prob_")}
     row["model"] = uri

@@ -96,33 +96,59 @@ def collect_day(day: str | dt.date, source: str | None = None,
     return write_manifest(day, source, settings)
 
 
-def export_annotations(day: str | dt.date, settings: Settings | None = None) -> dict[str, str]:
-    """Export a sample of the day's clean posts as Label Studio tasks."""
+def export_annotations(day: str | dt.date, settings: Settings | None = None,
+                       formats: list[str] | None = None) -> dict[str, Any]:
+    """Export a sample of the day's clean posts as annotation tasks, pre-annotated by champions.
+
+    ``formats`` defaults to ``annotation.export_formats``.
+    """
+    from tasks.annotate.preannotate import load_champion
+
     settings, store = _context(settings)
     posts = storage.read_frame(store, stage.CLEAN, as_date(day))
-    return export.export_for_labeling(store, as_date(day), posts, settings.annotation.export_size,
-                                      SENTIMENT_LABELS)
+    formats = formats or settings.annotation.export_formats
+    tasks = export.exportable_tasks(settings.annotation.export_tasks, formats)
+    return export.export_for_labeling(
+        store, as_date(day), posts, settings.annotation.export_size, SENTIMENT_LABELS,
+        formats=formats, tasks=tasks,
+        entity_types=settings.annotation.entity_types,
+        champions={task: load_champion(task, settings) for task in tasks})
 
 
 def simulate_annotator(day: str | dt.date, settings: Settings | None = None) -> dict[str, str]:
     """Complete the day's exported sample tasks with the sample's own labels (demo only)."""
     settings, store = _context(settings)
-    key = storage.partition_key(export.ANNOTATION_TASKS, as_date(day), "label_studio_tasks.json")
+    name = export.export_file_name("sentiment", export.LABEL_STUDIO)
+    key = storage.partition_key(export.ANNOTATION_TASKS, as_date(day), name)
     gold = sample.gold_labels(as_date(day), count=settings.collect.sample_size)
     finished = simulate.complete_label_studio_tasks(storage.read_json(store, key), gold)
     path = simulate.write_export(finished, settings.label_inbox, as_date(day))
     return {"export": str(path)}
 
 
-def import_labels(day: str | dt.date, settings: Settings | None = None) -> dict[str, int]:
-    """Import new finished label files from the inbox into the day's labels partition."""
+def import_labels(day: str | dt.date, settings: Settings | None = None,
+                  files: list[Any] | None = None) -> dict[str, int]:
+    """Import finished label files as the day's batch of labels.
+
+    ``files`` (paths) defaults to the inbox files that are new or were imported for ``day``.
+    """
     settings, store = _context(settings)
-    files = labels.files_to_import(store, settings.label_inbox, as_date(day))
-    return labels.import_labels(store, as_date(day), files, SENTIMENT_LABELS)
+    if files is None:
+        files = labels.files_to_import(store, settings.label_inbox, as_date(day))
+    missing = [str(path) for path in files if not path.is_file()]
+    if missing:
+        raise FileNotFoundError(f"label files not found: {', '.join(missing)}")
+    return labels.import_labels(store, as_date(day), files, SENTIMENT_LABELS,
+                                settings.annotation.entity_types)
 
 
 def train_sentiment(day: str | dt.date, settings: Settings | None = None) -> dict[str, Any]:
-    """Train on every label imported up to ``day`` and register a sentiment model version."""
+    """Train on every label imported up to ``day`` and register a sentiment model version.
+
+    The run is tagged with the hash of the label versions it trained on, and the full list
+    of ``label_id@version`` entries is stored under ``label_versions/`` in the store.
+    """
+    from tasks.annotate import history
     from tasks.train.classifier import split_by_hash
     from tasks.train.pipeline import train_and_register
 
@@ -130,8 +156,11 @@ def train_sentiment(day: str | dt.date, settings: Settings | None = None) -> dic
     frame = labels.load_all_labels(store, as_date(day))
     train, validation = split_by_hash(frame, settings.train.validation_percent)
     partitions = sorted(set(frame["partition"])) if not frame.empty else []
+    versions = history.label_versions(frame)
     data_tags = {"data.labels_partitions": ",".join(partitions),
                  "data.labels_store": store.uri(labels.LABELS),
+                 "data.label_versions_sha256": versions.sha256,
+                 "data.label_versions_uri": history.save_label_versions(store, versions),
                  "data.train_size": str(len(train)), "data.validation_size": str(len(validation))}
     registered = train_and_register(train, validation, SENTIMENT_LABELS, settings,
                                     settings.registry.sentiment_model, data_tags)
@@ -146,22 +175,37 @@ def promote_sentiment(settings: Settings | None = None) -> dict[str, Any]:
 
 
 def promote(task: str, settings: Settings | None = None) -> dict[str, Any]:
-    """Run the promotion gate on the newest version of the classification ``task``'s model."""
+    """Run the promotion gate of ``task`` on the newest version of its registered model.
+
+    ``task`` is 'entities' (span F1), 'retrieval' (recall@10) or a classification task
+    such as 'sentiment' (macro-F1).
+    """
     from tasks.commands import model_name
     from tasks.registry import promotion
 
-    if task in ("entities", "retrieval"):
-        # TODO: gates on span F1 and recall@10 are not written yet; set the alias in MLflow.
-        raise ValueError(f"no promotion gate for {task} yet: set the 'champion' alias of its "
-                         f"model in the MLflow UI or with MlflowClient")
     settings, _ = _context(settings)
-    decision = promotion.promote_latest(settings, model_name(task, settings))
+    decision = promotion.promote_latest(settings, model_name(task, settings),
+                                        promotion.gate_for(task, settings))
     return dataclasses.asdict(decision)
 
 
-def score_sentiment(day: str | dt.date, settings: Settings | None = None) -> dict[str, Any]:
-    """Score the day's clean posts with the champion sentiment model."""
+def promotion_tasks(settings: Settings | None = None) -> list[str]:
+    """Return the tasks whose gates the scoring DAG runs: the scoring tasks and retrieval."""
+    settings = settings or get_settings()
+    return list(dict.fromkeys([*settings.score.tasks, "retrieval"]))
+
+
+def score_posts(day: str | dt.date, settings: Settings | None = None) -> dict[str, Any]:
+    """Score the day's clean posts with the champion of every task in ``score.tasks``."""
     from tasks.score import batch
 
     settings, store = _context(settings)
-    return batch.score_partition(store, as_date(day), settings, settings.registry.sentiment_model)
+    return batch.score_partition(store, as_date(day), settings)
+
+
+def score_sentiment(day: str | dt.date, settings: Settings | None = None) -> dict[str, Any]:
+    """Score the day's clean posts with the champion sentiment model only."""
+    from tasks.score import batch
+
+    settings, store = _context(settings)
+    return batch.score_partition(store, as_date(day), settings, ["sentiment"])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field
 from pydantic_settings import (
@@ -49,6 +50,22 @@ class AnnotationSettings(BaseModel):
     export_size: int = Field(200, description="Clean posts per day exported for labeling.")
     inbox: str = Field(
         "inbox/labels", description="Folder scanned for finished label exports."
+    )
+    export_formats: list[Literal["label_studio", "doccano", "conll"]] = Field(
+        default_factory=lambda: ["label_studio"],
+        description="Tools to export tasks for: 'label_studio' (JSON tasks and a labeling "
+        "config), 'doccano' (JSONL) and 'conll' (token TAB tag, entities only).",
+    )
+    export_tasks: list[Literal["sentiment", "entities"]] = Field(
+        default_factory=lambda: ["sentiment", "entities"],
+        description="Annotation tasks to export: 'sentiment' (one label per post) and "
+        "'entities' (typed spans).",
+    )
+    entity_types: list[str] = Field(
+        default_factory=lambda: ["person", "location", "corporation", "product",
+                                 "creative-work", "group"],
+        description="Entity types annotators may use; imported spans of other types are "
+        "quarantined. The default is the WNUT-17 set.",
     )
 
 
@@ -92,6 +109,18 @@ class TrainSettings(BaseModel):
     min_new_token_count: int = Field(
         3, description="Training occurrences a character needs to become a new token."
     )
+    multi_label_threshold: float = Field(
+        0.5, ge=0.0, le=1.0, description="Multi-label tasks: a label applies to a post when "
+        "its sigmoid probability is at least this value.",
+    )
+    entity_learning_rate: float = Field(
+        1e-4, description="Learning rate of full fine-tuning for entity tagging (measured on "
+        "WNUT-17: better span F1 than the 5e-5 of classification)."
+    )
+    entity_stride: int = Field(
+        32, description="Sub-tokens shared by consecutive windows when a post is longer than "
+        "max_length (entity tagging)."
+    )
 
 
 class RegistrySettings(BaseModel):
@@ -103,7 +132,23 @@ class RegistrySettings(BaseModel):
     champion_alias: str = "champion"
     macro_f1_floor: float = Field(0.40, description="Minimum macro-F1 to become champion.")
     regression_tolerance: float = Field(
-        0.0, description="How much lower than the champion's macro-F1 a candidate may be."
+        0.0, description="How much lower than the champion's main metric a candidate may be."
+    )
+    span_f1_floor: float = Field(
+        0.30, description="Minimum span F1 (micro, seqeval) for an entity tagger to become champion."
+    )
+    recall_at_10_floor: float = Field(
+        0.50, description="Minimum recall@10 for a retrieval model to become champion."
+    )
+
+
+class ScoreSettings(BaseModel):
+    """Batch scoring of each day's clean posts."""
+
+    tasks: list[str] = Field(
+        default_factory=lambda: ["sentiment", "entities"],
+        description="Tasks whose champions score the day's posts: 'sentiment', 'entities' "
+        "and any classification task trained by name. A task without a champion is left out.",
     )
 
 
@@ -135,7 +180,13 @@ class Settings(BaseSettings):
         description="Label set of each classification task; tasks not listed take theirs "
         "from --labels or from the training data.",
     )
+    multi_label_tasks: list[str] = Field(
+        default_factory=list,
+        description="Classification tasks where a post may carry any number of labels, "
+        "including none (as if `pulse train` got --multi-label).",
+    )
     registry: RegistrySettings = RegistrySettings()
+    score: ScoreSettings = ScoreSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
 
     @classmethod

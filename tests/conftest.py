@@ -143,3 +143,33 @@ def moto_endpoint(tmp_path_factory) -> Iterator[str]:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+# Run params the promotion gate reads to rebuild a candidate's evaluation set.
+GATE_PARAMS = ("labels", "mode", "retrieval.queries_per_group", "retrieval.seed")
+
+
+@pytest.fixture
+def register_candidate():
+    """Return a function that registers a copy of a model version reporting chosen metrics.
+
+    The copy reuses the original version's model files and its logged evaluation set, so
+    the promotion gate can measure the champion on it, while the copy's run reports
+    ``metrics`` instead of the original's.
+    """
+    import mlflow
+
+    def register(client, model: str, metrics: dict[str, float], version: str = "1") -> str:
+        original = client.get_model_version(model, version)
+        params = client.get_run(original.run_id).data.params
+        with tempfile.TemporaryDirectory() as folder:
+            evaluation = mlflow.artifacts.download_artifacts(
+                run_id=original.run_id, artifact_path="evaluation", dst_path=folder)
+            with mlflow.start_run() as run:
+                mlflow.log_metrics(metrics)
+                mlflow.log_params({key: params[key] for key in GATE_PARAMS if key in params})
+                mlflow.log_artifacts(evaluation, "evaluation")
+        return str(client.create_model_version(model, original.source,
+                                               run_id=run.info.run_id).version)
+
+    return register

@@ -29,7 +29,6 @@ from tasks.extract.conll import (
 from tasks.extract.metrics import span_metrics
 from tasks.extract.spans import label_studio_posts
 from tasks.extract.train import train_and_register_entities
-from tasks.extract.windows import DEFAULT_STRIDE
 from tasks.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -59,12 +58,13 @@ def read_entity_file(path: Path) -> list[TaggedPost]:
 
 
 def train_entities_from_files(train_path: Path, validation_path: Path, settings: Settings,
-                              model_name: str | None = None, stride: int = DEFAULT_STRIDE,
+                              model_name: str | None = None, stride: int | None = None,
                               learning_rate: float | None = None) -> str:
     """Train on ``train_path``, evaluate on ``validation_path`` and return the registered model URI.
 
-    ``model_name`` defaults to ``entity_model_name(settings)``, and ``learning_rate`` to
-    ``settings.train.learning_rate``.
+    ``model_name`` defaults to ``entity_model_name(settings)``, ``stride`` to
+    ``settings.train.entity_stride`` and ``learning_rate`` to
+    ``settings.train.entity_learning_rate``.
     """
     train = read_entity_file(train_path)
     validation = read_entity_file(validation_path)

@@ -34,6 +34,7 @@ from tasks.train.pipeline import MlflowEpochLogger, RegisteredVersion
 log = logging.getLogger(__name__)
 
 BEST_MODEL_METRIC = "span_f1"
+EVALUATION_CONLL = "evaluation/validation.conll"  # the frozen set the promotion gate reuses
 
 
 @dataclass
@@ -190,16 +191,18 @@ def evaluate_tagger(model_dir: Path, posts: Sequence[TaggedPost], max_length: in
 
 def train_and_register_entities(train: Sequence[TaggedPost], validation: Sequence[TaggedPost],
                                 settings: Settings, model_name: str,
-                                data_tags: dict[str, str], stride: int = DEFAULT_STRIDE,
+                                data_tags: dict[str, str], stride: int | None = None,
                                 learning_rate: float | None = None) -> RegisteredVersion:
     """Fine-tune on ``train``, evaluate spans on ``validation`` and register a model version.
 
-    ``learning_rate``, when given, replaces ``settings.train.learning_rate``. The
-    validation posts are logged with the run as ``evaluation/validation.conll``.
+    ``learning_rate`` defaults to ``settings.train.entity_learning_rate`` and ``stride`` to
+    ``settings.train.entity_stride``. The validation posts are logged with the run as
+    ``evaluation/validation.conll``, the frozen set of the promotion gate.
     """
     tags = _entity_tag_set(train, validation)
-    config = settings.train if learning_rate is None else \
-        settings.train.model_copy(update={"learning_rate": learning_rate})
+    config = settings.train.model_copy(
+        update={"learning_rate": learning_rate or settings.train.entity_learning_rate})
+    stride = settings.train.entity_stride if stride is None else stride
     configure_mlflow(settings)
     run_tags = {"task": model_name, "code_version": code_version(), **data_tags}
 
@@ -263,9 +266,9 @@ def _log_evaluation(validation: Sequence[TaggedPost], predicted: list[list[str]]
     mlflow.log_figure(plot_type_f1(metrics, title), "evaluation/span_f1_by_type.png")
     mlflow.log_dict(metrics, "evaluation/metrics.json")
     with tempfile.TemporaryDirectory() as folder:
-        gold = Path(folder) / "validation.conll"
+        gold = Path(folder) / Path(EVALUATION_CONLL).name
         write_conll(gold, validation)
-        mlflow.log_artifact(str(gold), "evaluation")
+        mlflow.log_artifact(str(gold), str(Path(EVALUATION_CONLL).parent))
         compared = Path(folder) / "predictions.conll"
         compared.write_text("".join(_comparison_lines(validation, predicted)), encoding="utf-8")
         mlflow.log_artifact(str(compared), "evaluation")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import mlflow
 import pandas as pd
+
+from tasks.train.multilabel import PROBLEM_TYPE, labels_above, predict_label_probabilities
 
 
 class TextClassifierModel(mlflow.pyfunc.PythonModel):
@@ -13,6 +16,12 @@ class TextClassifierModel(mlflow.pyfunc.PythonModel):
 
     Input: a DataFrame with a ``text`` column (or a list of strings). Output: a DataFrame
     with ``label``, ``confidence`` and one ``prob_<label>`` column per class.
+
+    A multi-label model (its config's problem type is ``multi_label_classification``)
+    outputs ``labels`` instead of ``label`` and ``confidence``: a JSON array string of the
+    labels whose sigmoid probability reaches the threshold, in label-set order. The
+    threshold is the ``threshold`` of the model config it was logged with (0.5 when
+    absent), unless the ``threshold`` parameter of predict overrides it.
     """
 
     def load_context(self, context: Any) -> None:
@@ -25,6 +34,8 @@ class TextClassifierModel(mlflow.pyfunc.PythonModel):
         model = AutoModelForSequenceClassification.from_pretrained(model_dir)
         self.model = model.to(pick_device()).eval()
         self.labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+        self.multi_label = model.config.problem_type == PROBLEM_TYPE
+        self.threshold = float((context.model_config or {}).get("threshold", 0.5))
 
     # No type hints on predict: MLflow would try to derive a signature from them, and the
     # signature is given explicitly when the model is logged.
@@ -33,6 +44,8 @@ class TextClassifierModel(mlflow.pyfunc.PythonModel):
 
         texts = _texts_from(model_input)
         params = params or {}
+        if self.multi_label:
+            return self._predict_multi_label(texts, params)
         probabilities = predict_probabilities(
             self.model, self.tokenizer, texts,
             batch_size=int(params.get("batch_size", 64)),
@@ -41,6 +54,18 @@ class TextClassifierModel(mlflow.pyfunc.PythonModel):
         output = pd.DataFrame(probabilities, columns=[f"prob_{label}" for label in self.labels])
         output.insert(0, "confidence", probabilities.max(axis=1) if len(texts) else [])
         output.insert(0, "label", [self.labels[i] for i in probabilities.argmax(axis=1)])
+        return output
+
+    def _predict_multi_label(self, texts: list[str], params: dict[str, Any]) -> pd.DataFrame:
+        probabilities = predict_label_probabilities(
+            self.model, self.tokenizer, texts,
+            batch_size=int(params.get("batch_size", 64)),
+            max_length=int(params.get("max_length", 128)),
+        )
+        threshold = float(params.get("threshold", self.threshold))
+        output = pd.DataFrame(probabilities, columns=[f"prob_{label}" for label in self.labels])
+        chosen = labels_above(probabilities, self.labels, threshold)
+        output.insert(0, "labels", [json.dumps(row, ensure_ascii=False) for row in chosen])
         return output
 
 

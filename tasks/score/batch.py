@@ -1,9 +1,27 @@
-"""Batch scoring of a day's clean posts with the champion model version."""
+"""Batch scoring of a day's clean posts with the champion version of every scoring task.
+
+One ``scores`` row per clean post holds the outputs of each task that has a champion:
+
+- ``sentiment``: ``label``, ``confidence`` and ``prob_<label>`` (the columns of the
+  registered classifier, unprefixed, as the primary task);
+- any other classification task, e.g. ``emotion``: the same columns prefixed with the task
+  name (``emotion_label``, ``emotion_confidence``, ``emotion_prob_joy``);
+- ``entities``: one ``entities`` column, a JSON array of spans with character offsets;
+- ``embedding_position``: the post's row in the day's FAISS index (null when the day has
+  no index, or the index predates the current clean posts).
+
+``model_versions`` (JSON) names the version of each model used, including the index's
+embedding model; ``model_name`` and ``model_version`` name the sentiment model when it
+took part. Tasks without a champion are left out and logged.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
+from collections.abc import Sequence
+from typing import Any
 
 import mlflow
 import pandas as pd
@@ -17,37 +35,132 @@ from tasks.validate.suites import save_validation, validate_frame
 log = logging.getLogger(__name__)
 
 SCORES = "scores"
+PRIMARY_TASK = "sentiment"
+ENTITY_TASK = "entities"
+ENTITY_COLUMN = "entities"
+POSITION_COLUMN = "embedding_position"
 
 
 class NoChampionError(LookupError):
-    """The registered model has no champion version to score with."""
+    """None of the scoring tasks has a champion version to score with."""
+
+
+def champions(settings: Settings, tasks: Sequence[str]) -> dict[str, str]:
+    """Return ``{task: champion version}`` for each of ``tasks`` whose model has a champion."""
+    from tasks.commands import model_name
+
+    client = configure_mlflow(settings)
+    alias = settings.registry.champion_alias
+    found = {}
+    for task in tasks:
+        version = champion_version(client, model_name(task, settings), alias)
+        if version is None:
+            log.info("task %s: %s has no '%s' version, left out of the scores", task,
+                     model_name(task, settings), alias)
+        else:
+            found[task] = str(version.version)
+    return found
 
 
 def score_partition(store: storage.Store, day: dt.date, settings: Settings,
-                    model_name: str) -> dict[str, str | int]:
-    """Score the day's clean posts with ``models:/<model_name>@champion``; replace the scores."""
-    client = configure_mlflow(settings)
-    alias = settings.registry.champion_alias
-    champion = champion_version(client, model_name, alias)
-    if champion is None:
+                    tasks: Sequence[str] | None = None) -> dict[str, Any]:
+    """Score the day's clean posts with each task's champion; replace the day's scores.
+
+    ``tasks`` defaults to ``settings.score.tasks``. Raises NoChampionError when none of
+    them has a champion. Each model is loaded by version number, so the versions written
+    to the rows are the ones that scored them even if an alias moves meanwhile.
+    """
+    from tasks.commands import model_name
+
+    tasks = list(tasks or settings.score.tasks)
+    versions = champions(settings, tasks)
+    if not versions:
+        alias = settings.registry.champion_alias
         raise NoChampionError(
-            f"registered model {model_name!r} has no '{alias}' alias: train a model and let "
-            f"the promotion gate accept it, or set the alias in the MLflow UI"
+            f"none of the scoring tasks {tasks} has a '{alias}' model version: train a model "
+            f"and let the promotion gate accept it, or set the alias in the MLflow UI"
         )
-    posts = storage.read_frame(store, CLEAN, day)
-    model = mlflow.pyfunc.load_model(f"models:/{model_name}@{alias}")
-    log.info("scoring %d posts of %s with %s v%s", len(posts), day, model_name, champion.version)
+    posts = storage.read_frame(store, CLEAN, day).reset_index(drop=True)
     if posts.empty:
         log.warning("no clean posts for %s: writing an empty scores partition", day)
-    predictions = model.predict(posts[["text"]])
+    parts = [posts[["id"]]]
+    for task, version in versions.items():
+        uri = f"models:/{model_name(task, settings)}/{version}"
+        log.info("scoring %d posts of %s for %s with %s", len(posts), day, task, uri)
+        predictions = mlflow.pyfunc.load_model(uri).predict(posts[["text"]]) if len(posts) \
+            else pd.DataFrame()
+        parts.append(task_columns(task, predictions.reset_index(drop=True)))
+    scores = pd.concat(parts, axis=1)
 
-    scores = pd.concat([posts[["id"]].reset_index(drop=True), predictions], axis=1)
-    scores["model_name"] = model_name
-    scores["model_version"] = str(champion.version)
+    positions, embedding_model = embedding_positions(store, day, posts)
+    scores[POSITION_COLUMN] = pd.array(
+        [positions.get(str(post_id)) for post_id in scores["id"]], dtype="Int64")
+    used = dict(versions)
+    if embedding_model:
+        used["retrieval"] = embedding_model
+    scores["model_versions"] = json.dumps(used, sort_keys=True)
+    if PRIMARY_TASK in versions:
+        scores["model_name"] = model_name(PRIMARY_TASK, settings)
+        scores["model_version"] = versions[PRIMARY_TASK]
     scores["scored_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    labels = [c.removeprefix("prob_") for c in scores.columns if c.startswith("prob_")]
-    report = validate_frame(scores, "scores", {"label_set": labels})
-    save_validation(store, day, report)
-    report.raise_for_critical()
+
+    _validate(store, day, scores, versions)
     uri = storage.write_frame(store, SCORES, day, scores)
-    return {"scores": uri, "count": len(scores), "model_version": str(champion.version)}
+    result: dict[str, Any] = {"scores": uri, "count": len(scores), "models": used,
+                              "indexed": int(scores[POSITION_COLUMN].notna().sum())}
+    if PRIMARY_TASK in versions:
+        result["model_version"] = versions[PRIMARY_TASK]
+    return result
+
+
+def task_columns(task: str, predictions: pd.DataFrame) -> pd.DataFrame:
+    """Name one task's prediction columns as they appear in the scores partition."""
+    if task == ENTITY_TASK:
+        return predictions.rename(columns={"spans": ENTITY_COLUMN})
+    if task == PRIMARY_TASK:
+        return predictions
+    return predictions.add_prefix(f"{task}_")
+
+
+def embedding_positions(store: storage.Store, day: dt.date,
+                        posts: pd.DataFrame) -> tuple[dict[str, int], str | None]:
+    """Return each post id's row in the day's index and the model that built it.
+
+    Empty when the day has no index, or when its index was built from other clean posts
+    than ``posts`` (then the positions would point at the wrong rows).
+    """
+    from tasks.retrieve import index
+
+    try:
+        loaded = index.load_index(store, day)
+    except FileNotFoundError:
+        log.warning("no embedding index for %s: embedding_position stays empty", day)
+        return {}, None
+    if loaded.manifest["clean_fingerprint"] != index.fingerprint_posts(posts):
+        log.warning("the embedding index of %s was built from other clean posts: "
+                    "embedding_position stays empty until the index is built again", day)
+        return {}, None
+    return {post_id: position for position, post_id in enumerate(loaded.ids)}, \
+        str(loaded.manifest["model"])
+
+
+def _validate(store: storage.Store, day: dt.date, scores: pd.DataFrame,
+              versions: dict[str, str]) -> None:
+    """Run the scores suite on the partition and the predictions suite per classifier."""
+    reports = [validate_frame(scores, SCORES)]
+    for task in versions:
+        prefix = "" if task == PRIMARY_TASK else f"{task}_"
+        label, confidence = f"{prefix}label", f"{prefix}confidence"
+        if task == ENTITY_TASK or label not in scores.columns:
+            continue  # spans, or a multi-label classifier without a single label
+        labels = [column.removeprefix(f"{prefix}prob_") for column in scores.columns
+                  if column.startswith(f"{prefix}prob_")]
+        view = scores[[label, confidence]].rename(columns={label: "label",
+                                                           confidence: "confidence"})
+        report = validate_frame(view, "predictions", {"label_set": labels})
+        report.suite = f"predictions_{task}"
+        reports.append(report)
+    for report in reports:
+        save_validation(store, day, report)
+    for report in reports:
+        report.raise_for_critical()

@@ -24,11 +24,16 @@ def predict_probabilities(
     batch_size: int = 64,
     max_length: int = 128,
     show_progress: bool = False,
+    activation: str = "softmax",
 ) -> np.ndarray:
     """Return class probabilities, shape (len(texts), num_labels), in the order of ``texts``.
 
-    Texts are sorted by length before batching so each batch pads to a similar length.
+    ``activation`` is "softmax" (one label per text) or "sigmoid" (each label on its own,
+    for multi-label models). Texts are sorted by length before batching so each batch pads
+    to a similar length.
     """
+    if activation not in ("softmax", "sigmoid"):
+        raise ValueError(f"unknown activation {activation!r}: use 'softmax' or 'sigmoid'")
     device = next(model.parameters()).device
     prepared = [prepare_model_text(text) for text in texts]
     order = np.argsort([len(text) for text in prepared], kind="stable")
@@ -43,5 +48,7 @@ def predict_probabilities(
                 max_length=max_length, return_tensors="pt",
             ).to(device)
             logits = model(**batch).logits.float()
-            output[index] = torch.softmax(logits, dim=-1).cpu().numpy()
+            scores = torch.softmax(logits, dim=-1) if activation == "softmax" else \
+                torch.sigmoid(logits)
+            output[index] = scores.cpu().numpy()
     return output

@@ -7,6 +7,7 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from transformers import Trainer
 
 from tasks.clean.text import dedup_key
 from tasks.settings import TrainSettings
+from tasks.train.multilabel import PROBLEM_TYPE, multi_hot, positive_weights
 from tasks.train.text import prepare_model_text
 
 log = logging.getLogger(__name__)
@@ -53,12 +55,17 @@ def train_classifier(
     config: TrainSettings,
     output_dir: Path,
     callbacks: Sequence[Any] = (),
+    multi_label: bool = False,
 ) -> TrainedClassifier:
     """Fine-tune ``base_model`` on ``train`` (columns text, label) and save the best epoch.
 
     The best epoch is chosen by macro-F1 on ``validation``. With ``config.method == "lora"``
     only LoRA adapters and the classification head train, and the adapters are merged into
     the saved model, so it loads like a fully fine-tuned one.
+
+    With ``multi_label``, the frames have a ``labels`` column of label lists instead, the
+    loss is binary cross-entropy on multi-hot targets, and ``config.class_weights`` weighs
+    each label's positive posts by its negative-to-positive ratio.
     """
     import time
 
@@ -70,24 +77,26 @@ def train_classifier(
     if config.max_train_samples and len(train) > config.max_train_samples:
         train = train.sample(n=config.max_train_samples, random_state=config.seed)
 
-    tokenizer, model = load_model(base_model, labels, config, list(train["text"]))
-    train_set = _encode(train, tokenizer, label_ids, config.max_length)
-    validation_set = _encode(validation, tokenizer, label_ids, config.max_length)
+    tokenizer, model = load_model(base_model, labels, config, list(train["text"]), multi_label)
+    train_set = _encode(train, tokenizer, label_ids, config.max_length, multi_label)
+    validation_set = _encode(validation, tokenizer, label_ids, config.max_length, multi_label)
     extra_callbacks = [EarlyStoppingCallback(config.early_stopping_patience)] \
         if config.early_stopping_patience > 0 else []
     trainer = WeightedTrainer(
-        class_weights=_class_weights(train, labels) if config.class_weights else None,
+        class_weights=_loss_weights(train, labels, multi_label) if config.class_weights else None,
+        multi_label=multi_label,
         model=model,
         args=training_arguments(config, len(train_set), output_dir),
         train_dataset=train_set,
         eval_dataset=validation_set,
         processing_class=tokenizer,
         data_collator=DataCollatorWithPadding(tokenizer),
-        compute_metrics=_macro_f1,
+        compute_metrics=partial(_multi_label_f1, threshold=config.multi_label_threshold)
+        if multi_label else _macro_f1,
         callbacks=[*callbacks, *extra_callbacks],
     )
-    log.info("training (%s) on %d posts, validating on %d, labels %s", config.method,
-             len(train_set), len(validation_set), labels)
+    log.info("training (%s%s) on %d posts, validating on %d, labels %s", config.method,
+             ", multi-label" if multi_label else "", len(train_set), len(validation_set), labels)
     started = time.monotonic()
     trainer.train()
     seconds = time.monotonic() - started
@@ -101,8 +110,12 @@ def train_classifier(
 
 
 def load_model(base_model: str, labels: list[str], config: TrainSettings,
-               texts: list[str]) -> tuple[Any, Any]:
-    """Load tokenizer and classifier, extend the vocabulary and wrap with LoRA as configured."""
+               texts: list[str], multi_label: bool = False) -> tuple[Any, Any]:
+    """Load tokenizer and classifier, extend the vocabulary and wrap with LoRA as configured.
+
+    A multi-label model gets the problem type ``multi_label_classification``. It is saved
+    in the model's config, which is how a loaded model is recognised as multi-label.
+    """
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from tasks.train.vocabulary import extend_vocabulary
@@ -111,6 +124,7 @@ def load_model(base_model: str, labels: list[str], config: TrainSettings,
     model = AutoModelForSequenceClassification.from_pretrained(
         base_model, num_labels=len(labels), id2label=dict(enumerate(labels)),
         label2id={label: index for index, label in enumerate(labels)},
+        problem_type=PROBLEM_TYPE if multi_label else "single_label_classification",
     )
     added = 0
     if config.extend_vocabulary:
@@ -165,6 +179,11 @@ def training_arguments(config: TrainSettings, train_size: int, output_dir: Path)
     )
 
 
+def _loss_weights(train: pd.DataFrame, labels: list[str], multi_label: bool) -> list[float]:
+    return positive_weights(list(train["labels"]), labels) if multi_label \
+        else _class_weights(train, labels)
+
+
 def _class_weights(train: pd.DataFrame, labels: list[str]) -> list[float]:
     """Inverse-frequency weights, scaled so they average 1 over the training posts."""
     counts = train["label"].value_counts()
@@ -174,11 +193,17 @@ def _class_weights(train: pd.DataFrame, labels: list[str]) -> list[float]:
 
 
 class WeightedTrainer(Trainer):
-    """Trainer whose cross-entropy loss weights each class, when weights are given."""
+    """Trainer whose loss weights each class, when weights are given.
 
-    def __init__(self, *args: Any, class_weights: list[float] | None = None, **kwargs: Any):
+    Single-label: ``class_weights`` weigh the cross-entropy of each class. Multi-label:
+    they are the ``pos_weight`` of binary cross-entropy, one per label.
+    """
+
+    def __init__(self, *args: Any, class_weights: list[float] | None = None,
+                 multi_label: bool = False, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.class_weights = class_weights
+        self.multi_label = multi_label
 
     def compute_loss(self, model: Any, inputs: dict, return_outputs: bool = False,
                      num_items_in_batch: Any = None) -> Any:
@@ -187,16 +212,24 @@ class WeightedTrainer(Trainer):
         labels = inputs.pop("labels")
         outputs = model(**inputs)
         weights = torch.tensor(self.class_weights, device=outputs.logits.device)
-        loss = torch.nn.functional.cross_entropy(outputs.logits.float(), labels, weight=weights)
+        if self.multi_label:
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(
+                outputs.logits.float(), labels.float(), pos_weight=weights)
+        else:
+            loss = torch.nn.functional.cross_entropy(outputs.logits.float(), labels, weight=weights)
         return (loss, outputs) if return_outputs else loss
 
 
-def _encode(frame: pd.DataFrame, tokenizer: Any, label_ids: dict[str, int], max_length: int) -> Any:
+def _encode(frame: pd.DataFrame, tokenizer: Any, label_ids: dict[str, int], max_length: int,
+            multi_label: bool = False) -> Any:
     from datasets import Dataset
 
     texts = [prepare_model_text(text) for text in frame["text"]]
     encoded = tokenizer(texts, truncation=True, max_length=max_length)
-    encoded["labels"] = [label_ids[label] for label in frame["label"]]
+    if multi_label:
+        encoded["labels"] = multi_hot(list(frame["labels"]), list(label_ids)).tolist()
+    else:
+        encoded["labels"] = [label_ids[label] for label in frame["label"]]
     return Dataset.from_dict(dict(encoded))
 
 
@@ -210,3 +243,14 @@ def _macro_f1(prediction: Any) -> dict[str, float]:
     }
 
 
+def _multi_label_f1(prediction: Any, threshold: float) -> dict[str, float]:
+    """Return macro- and micro-F1, a label counting as predicted at probability >= threshold."""
+    from sklearn.metrics import f1_score
+
+    probabilities = 1.0 / (1.0 + np.exp(-np.asarray(prediction.predictions, dtype=np.float64)))
+    predicted = (probabilities >= threshold).astype(int)
+    truth = np.asarray(prediction.label_ids).astype(int)
+    return {
+        "macro_f1": float(f1_score(truth, predicted, average="macro", zero_division=0)),
+        "micro_f1": float(f1_score(truth, predicted, average="micro", zero_division=0)),
+    }

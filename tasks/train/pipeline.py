@@ -15,11 +15,17 @@ import mlflow
 import pandas as pd
 from transformers import TrainerCallback
 
-from tasks.evaluate.classification import classification_metrics, plot_confusion_matrix
+from tasks.evaluate.classification import (
+    classification_metrics,
+    multi_label_metrics,
+    plot_confusion_matrix,
+    plot_label_confusion,
+)
 from tasks.registry.pyfunc import TextClassifierModel
 from tasks.registry.tracking import code_version, configure_mlflow
 from tasks.settings import Settings
 from tasks.train.classifier import train_classifier
+from tasks.train.multilabel import labels_above, predict_label_probabilities
 
 log = logging.getLogger(__name__)
 
@@ -56,28 +62,32 @@ def train_and_register(
     settings: Settings,
     model_name: str,
     data_tags: dict[str, str],
+    multi_label: bool = False,
 ) -> RegisteredVersion:
     """Fine-tune on ``train``, evaluate on ``validation``, and register a new model version.
 
     The validation set is logged with the run, so promotion can later compare the current
-    champion on exactly the same posts.
+    champion on exactly the same posts. With ``multi_label``, the frames have a ``labels``
+    column of label lists instead of ``label``.
     """
-    _check_labels(train, labels, "train")
-    _check_labels(validation, labels, "validation")
+    label_column = "labels" if multi_label else "label"
+    _check_labels(train, labels, "train", label_column)
+    _check_labels(validation, labels, "validation", label_column)
     configure_mlflow(settings)
     tags = {"task": model_name, "code_version": code_version(), **data_tags}
 
     with mlflow.start_run(run_name=f"train-{model_name}", tags=tags) as run, \
             tempfile.TemporaryDirectory(prefix="pulse-train-") as workdir:
-        mlflow.log_params(_params(settings, train, validation, labels))
+        mlflow.log_params({**_params(settings, train, validation, labels),
+                           "multi_label": multi_label})
         trained = train_classifier(
             train, validation, labels, settings.base_model_path, settings.train,
-            Path(workdir), callbacks=[MlflowEpochLogger()],
+            Path(workdir), callbacks=[MlflowEpochLogger()], multi_label=multi_label,
         )
-        metrics, predictions = _evaluate(trained.model_dir, validation, labels, settings)
-        mlflow.log_metrics({**metrics, "train_seconds": trained.train_seconds})
-        _log_evaluation(validation, predictions, labels, metrics)
-        model_info = _log_model(trained.model_dir, model_name, validation, labels)
+        metrics = _evaluate_and_log(trained.model_dir, validation, labels, settings, multi_label)
+        mlflow.log_metric("train_seconds", trained.train_seconds)
+        threshold = settings.train.multi_label_threshold if multi_label else None
+        model_info = _log_model(trained.model_dir, model_name, validation, labels, threshold)
 
     registered = RegisteredVersion(
         model_name, str(model_info.registered_model_version), run.info.run_id, metrics
@@ -88,10 +98,13 @@ def train_and_register(
     return registered
 
 
-def _check_labels(frame: pd.DataFrame, labels: Sequence[str], name: str) -> None:
+def _check_labels(frame: pd.DataFrame, labels: Sequence[str], name: str,
+                  column: str = "label") -> None:
     if frame.empty:
         raise ValueError(f"{name} set is empty: import labels before training")
-    unknown = sorted(set(frame["label"]) - set(labels))
+    found = {label for row in frame[column] for label in row} if column == "labels" \
+        else set(frame[column])
+    unknown = sorted(found - set(labels))
     if unknown:
         raise ValueError(f"{name} set has labels {unknown} outside the label set {list(labels)}")
 
@@ -108,20 +121,65 @@ def _params(settings: Settings, train: pd.DataFrame, validation: pd.DataFrame,
     }
 
 
+def _evaluate_and_log(model_dir: Path, validation: pd.DataFrame, labels: Sequence[str],
+                      settings: Settings, multi_label: bool) -> dict[str, float]:
+    """Evaluate the saved model on ``validation`` and log its metrics, plots and errors."""
+    if multi_label:
+        metrics, predictions = _evaluate_multi_label(model_dir, validation, labels, settings)
+        mlflow.log_metrics(metrics)
+        _log_multi_label_evaluation(validation, predictions, labels, metrics)
+    else:
+        metrics, predictions = _evaluate(model_dir, validation, labels, settings)
+        mlflow.log_metrics(metrics)
+        _log_evaluation(validation, predictions, labels, metrics)
+    return metrics
+
+
 def _evaluate(model_dir: Path, validation: pd.DataFrame, labels: Sequence[str],
               settings: Settings) -> tuple[dict[str, float], pd.DataFrame]:
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from tasks.score.inference import predict_probabilities
 
-    from tasks.score.inference import pick_device, predict_probabilities
-
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir).to(pick_device())
+    tokenizer, model = _load_for_evaluation(model_dir)
     probabilities = predict_probabilities(
         model, tokenizer, list(validation["text"]), max_length=settings.train.max_length
     )
     predicted = [labels[i] for i in probabilities.argmax(axis=1)]
     metrics = classification_metrics(list(validation["label"]), predicted, labels)
     return metrics, validation.assign(predicted=predicted)
+
+
+def _load_for_evaluation(model_dir: Path) -> tuple[Any, Any]:
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from tasks.score.inference import pick_device
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir).to(pick_device())
+    return tokenizer, model
+
+
+def _evaluate_multi_label(model_dir: Path, validation: pd.DataFrame, labels: Sequence[str],
+                          settings: Settings) -> tuple[dict[str, float], pd.DataFrame]:
+    tokenizer, model = _load_for_evaluation(model_dir)
+    probabilities = predict_label_probabilities(
+        model, tokenizer, list(validation["text"]), max_length=settings.train.max_length
+    )
+    predicted = labels_above(probabilities, labels, settings.train.multi_label_threshold)
+    metrics = multi_label_metrics(list(validation["labels"]), predicted, labels)
+    return metrics, validation.assign(predicted=predicted)
+
+
+def _log_multi_label_evaluation(validation: pd.DataFrame, predictions: pd.DataFrame,
+                                labels: Sequence[str], metrics: dict[str, float]) -> None:
+    figure = plot_label_confusion(
+        list(predictions["labels"]), list(predictions["predicted"]), labels,
+        title=f"validation, macro-F1 {metrics['macro_f1']:.3f}, micro-F1 {metrics['micro_f1']:.3f}",
+    )
+    mlflow.log_figure(figure, "evaluation/label_confusion.png")
+    mlflow.log_dict(metrics, "evaluation/metrics.json")
+    wrong = predictions[[set(true) != set(predicted) for true, predicted
+                         in zip(predictions["labels"], predictions["predicted"])]]
+    _log_validation_files(validation[["text", "labels"]], wrong[["text", "labels", "predicted"]])
 
 
 def _log_evaluation(validation: pd.DataFrame, predictions: pd.DataFrame,
@@ -132,27 +190,38 @@ def _log_evaluation(validation: pd.DataFrame, predictions: pd.DataFrame,
     )
     mlflow.log_figure(figure, "evaluation/confusion_matrix.png")
     mlflow.log_dict(metrics, "evaluation/metrics.json")
+    wrong = predictions[predictions["label"] != predictions["predicted"]]
+    _log_validation_files(validation[["text", "label"]], wrong[["text", "label", "predicted"]])
+
+
+def _log_validation_files(validation: pd.DataFrame, wrong: pd.DataFrame) -> None:
+    """Log the validation posts (for the promotion gate) and the wrongly predicted ones."""
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "validation.parquet"
-        validation[["text", "label"]].to_parquet(path, index=False)
+        validation.to_parquet(path, index=False)
         mlflow.log_artifact(str(path), "evaluation")
         errors = Path(folder) / "errors.jsonl"
-        wrong = predictions[predictions["label"] != predictions["predicted"]]
         errors.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n"
-                                  for r in wrong[["text", "label", "predicted"]].to_dict("records")))
+                                  for r in wrong.to_dict("records")))
         mlflow.log_artifact(str(errors), "evaluation")
 
 
 def _log_model(model_dir: Path, model_name: str, validation: pd.DataFrame,
-               labels: Sequence[str]) -> Any:
+               labels: Sequence[str], threshold: float | None = None) -> Any:
+    """Log and register the pyfunc model. A ``threshold`` makes it a multi-label model."""
     from mlflow.models import infer_signature
 
     from tasks.settings import PROJECT_ROOT
 
     example = pd.DataFrame({"text": list(validation["text"][:3])})
-    output = pd.DataFrame({"label": [labels[0]], "confidence": [1.0],
-                           **{f"prob_{label}": [0.0] for label in labels}})
-    signature = infer_signature(example, output, params={"batch_size": 64, "max_length": 128})
+    probabilities = {f"prob_{label}": [0.0] for label in labels}
+    params: dict[str, Any] = {"batch_size": 64, "max_length": 128}
+    if threshold is None:
+        output = pd.DataFrame({"label": [labels[0]], "confidence": [1.0], **probabilities})
+    else:
+        output = pd.DataFrame({"labels": [json.dumps([labels[0]])], **probabilities})
+        params["threshold"] = threshold
+    signature = infer_signature(example, output, params=params)
     return mlflow.pyfunc.log_model(
         name="model",
         python_model=TextClassifierModel(),
@@ -160,6 +229,7 @@ def _log_model(model_dir: Path, model_name: str, validation: pd.DataFrame,
         code_paths=[str(PROJECT_ROOT / "tasks")],
         signature=signature,
         input_example=example,
+        model_config=None if threshold is None else {"threshold": threshold},
         registered_model_name=model_name,
         pip_requirements=[f"{package}=={version(package)}" for package in
                           ("torch", "transformers", "emoji", "pandas", "mlflow", "tqdm")],
@@ -170,7 +240,9 @@ def _tag_version(registered: RegisteredVersion, tags: dict[str, str], settings: 
     client = mlflow.MlflowClient(settings.tracking_uri, settings.tracking_uri)
     for key, value in tags.items():
         client.set_model_version_tag(registered.name, registered.version, key, str(value))
-    for key in ("macro_f1", "macro_recall", "accuracy"):
+    for key in ("macro_f1", "macro_recall", "accuracy", "micro_f1", "samples_f1"):
+        if key not in registered.metrics:
+            continue  # accuracy is single-label only, micro- and samples-F1 multi-label only
         client.set_model_version_tag(
             registered.name, registered.version, f"validation_{key}", f"{registered.metrics[key]:.4f}"
         )

@@ -8,6 +8,7 @@ checks below have spans to check.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import random
 import re
@@ -17,15 +18,20 @@ import mlflow
 import pandas as pd
 import pytest
 
+from tasks import jobs, storage
+from tasks.collect.stage import CLEAN
 from tasks.extract.commands import predict_entities_file, train_entities_from_files
 from tasks.extract.conll import TaggedPost, check_tag, write_conll
 from tasks.extract.train import EntityEarlyStopping
 from tasks.registry.tracking import configure_mlflow
+from tasks.retrieve.commands import build_index
+from tasks.score.batch import NoChampionError
 from tasks.settings import reload_settings
 
 pytestmark = pytest.mark.slow
 
 MODEL = "social-pulse-entities"
+SCORE_DAY = dt.date(2026, 3, 1)
 PEOPLE = [["Alice"], ["Bob", "Marley"], ["Chen", "Wei"], ["Maria"], ["Tom", "Hanks"]]
 PLACES = [["Paris"], ["New", "York"], ["Tokyo"], ["北", "京"], ["Berlin"]]
 TEMPLATES = [
@@ -266,3 +272,72 @@ def test_early_stopping_waits_for_entities():
     assert stopping.early_stopping_patience_counter == 0
     stopping.check_metric_value(arguments, SimpleNamespace(best_metric=0.3), None, 0.2)
     assert stopping.early_stopping_patience_counter == 1
+
+
+# The gate and scoring tests set the champion alias, so they come after the tests that
+# need a registry without one.
+
+def test_gate_promotes_first_tagger_then_rejects_regression(trained, register_candidate):
+    settings = trained["settings"]
+    client = configure_mlflow(settings)
+
+    first = jobs.promote("entities", settings)
+    assert first["promoted"], first["reasons"]
+    assert re.fullmatch(r"span F1 [01]\.\d{4} >= floor 0\.3", first["reasons"][0])
+    assert str(client.get_model_version_by_alias(MODEL, "champion").version) == "1"
+
+    worse = register_candidate(client, MODEL, {"micro_f1": 0.31})
+    decision = jobs.promote("entities", settings)
+
+    assert decision["candidate"] == worse
+    assert not decision["promoted"]
+    # The champion was measured again on the candidate's frozen CoNLL set.
+    champion_f1 = decision["metrics"]["champion_micro_f1"]
+    assert champion_f1 > 0.8
+    assert "regression" in decision["reasons"][-1]
+    assert str(client.get_model_version_by_alias(MODEL, "champion").version) == "1"
+    assert client.get_model_version(MODEL, worse).tags["promotion_decision"] == "rejected"
+
+
+def test_gate_refuses_a_model_of_another_kind(trained, register_candidate):
+    settings = trained["settings"]
+    client = configure_mlflow(settings)
+    register_candidate(client, MODEL, {"macro_f1": 0.9})
+    with pytest.raises(ValueError, match="no metric 'micro_f1'"):
+        jobs.promote("entities", settings)
+
+
+def test_scores_carry_spans_and_index_positions(trained):
+    settings = trained["settings"]
+    client = configure_mlflow(settings)
+    client.set_registered_model_alias(MODEL, "champion", "1")
+    store = storage.open_store(settings.store)
+    posts = pd.DataFrame({"id": ["a", "b", "c"], "text": [TEXTS[0], TEXTS[1], "nothing here"]})
+    storage.write_frame(store, CLEAN, SCORE_DAY, posts)
+    build_index(SCORE_DAY, settings)
+
+    result = jobs.score_posts(SCORE_DAY, settings)
+
+    scores = storage.read_frame(store, "scores", SCORE_DAY)
+    assert result["count"] == 3
+    assert result["models"]["entities"] == "1"
+    assert result["models"]["retrieval"] == settings.base_model_path
+    assert "label" not in scores.columns  # sentiment has no champion in this registry
+    spans = [json.loads(value) for value in scores["entities"]]
+    assert [(s["text"], s["type"]) for s in spans[0]] == [("Alice", "person"), ("Paris", "location")]
+    assert spans[2] == []
+    assert list(scores["embedding_position"]) == [0, 1, 2]
+    assert json.loads(scores["model_versions"][0]) == result["models"]
+    assert store.exists(storage.partition_key("validations", SCORE_DAY, "scores.json"))
+
+    # New clean posts make the old index stale: positions are left empty, not wrong.
+    storage.write_frame(store, CLEAN, SCORE_DAY, posts.iloc[::-1])
+    jobs.score_posts(SCORE_DAY, settings)
+    rescored = storage.read_frame(store, "scores", SCORE_DAY)
+    assert len(rescored) == 3
+    assert rescored["embedding_position"].isna().all()
+
+
+def test_scoring_without_any_champion_raises(settings):
+    with pytest.raises(NoChampionError, match="none of the scoring tasks"):
+        jobs.score_posts(SCORE_DAY, settings)

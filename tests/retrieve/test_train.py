@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks import storage
+from tasks import jobs, storage
 from tasks.collect.stage import CLEAN
 from tasks.registry.tracking import champion_version, configure_mlflow
 from tasks.retrieve import commands
@@ -159,3 +159,33 @@ def test_manifest_is_json(trained):
     manifest = json.loads(store.read_bytes(f"embeddings/date={DAY.isoformat()}/manifest.json"))
     assert manifest["dimension"] == 384
     assert manifest["posts"] == len(POSTS)
+
+
+def test_gate_checks_base_model_and_champion(trained, register_candidate, monkeypatch):
+    settings = trained["settings"]
+    _set_champion(settings, None)
+    client = configure_mlflow(settings)
+    run = client.get_run(client.get_model_version(MODEL, "1").run_id).data.metrics
+
+    # The tiny run may or may not beat the base model; a wide tolerance isolates the floor.
+    monkeypatch.setenv("PULSE_REGISTRY__REGRESSION_TOLERANCE", "1.0")
+    monkeypatch.setenv("PULSE_REGISTRY__RECALL_AT_10_FLOOR", "0.0")
+    first = jobs.promote("retrieval", reload_settings())
+    assert first["promoted"], first["reasons"]
+    assert first["metrics"] == {"candidate_recall_at_10": pytest.approx(run["recall_at_10"]),
+                                "base_recall_at_10": pytest.approx(run["base_recall_at_10"])}
+    assert "untuned base model" in first["reasons"][1]
+    assert "no champion yet" in first["reasons"][2]
+
+    # A candidate reporting recall@10 of 0 against the base model's value is rejected, and
+    # the champion is measured again on the candidate's rebuilt queries.
+    monkeypatch.setenv("PULSE_REGISTRY__REGRESSION_TOLERANCE", "0.0")
+    candidate = register_candidate(client, MODEL, {"recall_at_10": 0.0,
+                                                   "base_recall_at_10": run["base_recall_at_10"]})
+    decision = jobs.promote("retrieval", reload_settings())
+    assert decision["candidate"] == candidate
+    assert not decision["promoted"]
+    assert decision["metrics"]["champion_recall_at_10"] == pytest.approx(run["recall_at_10"],
+                                                                         abs=1e-4)
+    assert "regression" in decision["reasons"][1] and "regression" in decision["reasons"][2]
+    assert str(champion_version(client, MODEL, "champion").version) == "1"

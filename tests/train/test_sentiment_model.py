@@ -17,10 +17,12 @@ import mlflow
 import pandas as pd
 import pytest
 
-from tasks import cli
+from tasks import cli, storage
 from tasks.collect.sample import generate_posts
+from tasks.collect.stage import CLEAN
 from tasks.registry import promotion
 from tasks.registry.tracking import champion_version, configure_mlflow
+from tasks.score import batch
 from tasks.settings import reload_settings
 from tasks.train.pipeline import EVALUATION_ARTIFACT
 
@@ -209,3 +211,33 @@ def test_predict_output_folder_rejected(trained, tmp_path):
     code = cli.main(["predict", "sentiment", "--input", str(source), "--output", str(tmp_path),
                      "--model", f"models:/{MODEL}/1"])
     assert code == 2
+
+
+def test_scores_hold_every_classifier(trained):
+    """A second classification task's champion adds prefixed columns beside sentiment's."""
+    settings = trained["settings"]
+    client = configure_mlflow(settings)
+    source = client.get_model_version(MODEL, "1")
+    client.create_registered_model("social-pulse-emotion")
+    emotion = client.create_model_version("social-pulse-emotion", source.source,
+                                          run_id=source.run_id)
+    client.set_registered_model_alias("social-pulse-emotion", "champion", emotion.version)
+    client.set_registered_model_alias(MODEL, "champion", "1")
+    day = dt.date(2026, 2, 1)
+    store = storage.open_store(settings.store)
+    posts = pd.DataFrame({"id": ["x", "y"], "text": ["great day!", "awful service"]})
+    storage.write_frame(store, CLEAN, day, posts)
+
+    result = batch.score_partition(store, day, settings, ["sentiment", "emotion", "entities"])
+
+    scores = storage.read_frame(store, "scores", day)
+    assert result["models"] == {"sentiment": "1", "emotion": str(emotion.version)}
+    assert {"label", "confidence", "emotion_label", "emotion_confidence",
+            "emotion_prob_positive"} <= set(scores.columns)
+    assert "entities" not in scores.columns
+    # The same model under two names gives the same answers.
+    assert list(scores["label"]) == list(scores["emotion_label"])
+    assert scores["embedding_position"].isna().all()  # no index was built for this day
+    assert list(scores["model_version"]) == ["1", "1"]
+    for suite in ("scores", "predictions_sentiment", "predictions_emotion"):
+        assert store.exists(storage.partition_key("validations", day, f"{suite}.json"))
