@@ -3,13 +3,19 @@
 
 Runs when a day's `clean_posts` are published:
 
-1. **export_tasks**: write a sample of the day's clean posts (masked text only) as a
-   Label Studio import file, with a matching labeling config, under `annotation_tasks`.
+1. **export_tasks**: write a sample of the day's clean posts under `annotation_tasks`, in
+   each format of `annotation.export_formats` (or the `export_formats` param):
+   `label_studio` (JSON tasks and a labeling config), `doccano` (JSONL) and `conll`
+   (entities only). The text is masked again before it is written. When a task's
+   registered model has a `champion`, its predictions are included as pre-annotations.
 2. **simulate_annotator**: only when the `simulate_annotator` param is true (the demo),
-   complete the sample's tasks with its known labels and write a Label Studio export to the inbox.
-3. **import_labels**: import finished exports from the label inbox (Label Studio JSON, or
-   JSONL/CSV with `text` and `label`), validate them with the `labels` suite and write the
-   day's `labels` partition.
+   complete the sample's sentiment tasks with their known labels and write a Label Studio
+   export to the inbox.
+3. **import_labels**: import finished exports from the label inbox (Label Studio JSON,
+   doccano JSONL or ZIP, CoNLL, or JSONL/CSV with `text` and `label`) as the day's batch.
+   Several annotators per post are resolved by majority into `labels` and
+   `entity_labels`; ties go to `labels_review`, failing rows to `labels_quarantine`, and
+   the batch's agreement report (Cohen's or Fleiss' kappa) is stored beside its labels.
 4. **publish_labels**: publish the `labels` asset, which triggers training, when new
    labels arrived; otherwise it is skipped.
 """
@@ -36,6 +42,11 @@ from tasks import jobs
         "date": Param(None, type=["null", "string"], format="date", description=DATE_PARAM_DOC),
         "simulate_annotator": Param(False, type="boolean",
                                     description="Complete exported sample tasks with their known labels (demo only)."),
+        "export_formats": Param(None, type=["null", "array"],
+                                items={"type": "string",
+                                       "enum": ["label_studio", "doccano", "conll"]},
+                                description="Formats to export ('label_studio', 'doccano', "
+                                "'conll'); empty means annotation.export_formats."),
     },
     doc_md=__doc__,
 )
@@ -47,8 +58,9 @@ def annotation():
 
     @task
     def export_tasks(day: str) -> dict:
-        """Export a sample of the day's clean posts for Label Studio."""
-        return jobs.export_annotations(day)
+        """Export a sample of the day's clean posts as annotation tasks."""
+        formats = get_current_context()["params"]["export_formats"]
+        return jobs.export_annotations(day, formats=formats)
 
     @task
     def simulate_annotator(day: str, exported: dict) -> dict:
@@ -59,7 +71,7 @@ def annotation():
 
     @task(trigger_rule="none_failed")
     def import_labels(day: str) -> dict:
-        """Import finished label exports from the inbox into the day's `labels` partition."""
+        """Import finished label exports from the inbox as the day's batch of labels."""
         return jobs.import_labels(day)
 
     @task(outlets=[LABELS])

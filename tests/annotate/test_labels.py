@@ -1,4 +1,4 @@
-"""Tests for label import, the import ledger, export for labeling and the demo annotator.
+"""Tests for reading label files, label import, the import ledger and the demo annotator.
 
 import_labels validates with the real Great Expectations labels suite; the first call
 takes a few seconds.
@@ -8,19 +8,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from tasks import storage
-from tasks.annotate.export import (
-    ANNOTATION_TASKS,
-    build_label_studio_tasks,
-    export_for_labeling,
-    labeling_config,
-)
+from tasks.annotate.export import ANNOTATION_TASKS, export_for_labeling
+from tasks.annotate.formats.label_studio import build_tasks
 from tasks.annotate.labels import (
     LABEL_COLUMNS,
     LABELS,
@@ -239,7 +234,8 @@ def test_import_labels_quarantine(store, tmp_path):
 
     counts = import_labels(store, DAY, [csv_path, jsonl_path], LABEL_SET)
 
-    assert counts == {"files": 2, "labels": 2, "quarantined": 3}
+    assert counts == {"files": 2, "annotations": 2, "labels": 2, "entity_labels": 0,
+                      "review": 0, "quarantined": 3}
     accepted = storage.read_frame(store, LABELS, DAY)
     assert list(accepted["text"]) == ["love it", "mail [email]"]
     assert list(accepted["label"]) == ["positive", "neutral"]
@@ -281,13 +277,14 @@ def test_import_labels_rerun_replaces(store, tmp_path):
 
     assert len(storage.read_frame(store, LABELS, DAY)) == 1
     assert store.list_keys(f"{LABELS}/date=2024-03-01/") == [
-        f"{LABELS}/date=2024-03-01/part-0.parquet"]
+        f"{LABELS}/date=2024-03-01/agreement.json", f"{LABELS}/date=2024-03-01/part-0.parquet"]
 
 
 def test_import_labels_no_files(store):
     counts = import_labels(store, DAY, [], LABEL_SET)
 
-    assert counts == {"files": 0, "labels": 0, "quarantined": 0}
+    assert counts == {"files": 0, "annotations": 0, "labels": 0, "entity_labels": 0,
+                      "review": 0, "quarantined": 0}
     assert storage.read_frame(store, LABELS, DAY).empty
 
 
@@ -304,13 +301,13 @@ def test_empty_quarantine_keeps_columns(store, tmp_path):
 
 
 def test_files_to_import_filters(inbox):
-    for name in ["b.csv", "a.json", "c.jsonl", "notes.txt", "d.parquet"]:
+    for name in ["b.csv", "a.json", "c.jsonl", "notes.txt", "d.parquet", "e.CONLL", "f.zip"]:
         (inbox / name).write_text(f"{name}\n")
     (inbox / "folder.json").mkdir()
 
     chosen = files_to_import(storage.LocalStore(inbox.parent / "store"), inbox, DAY)
 
-    assert [p.name for p in chosen] == ["a.json", "b.csv", "c.jsonl"]
+    assert [p.name for p in chosen] == ["a.json", "b.csv", "c.jsonl", "e.CONLL", "f.zip"]
 
 
 def test_files_to_import_missing_inbox(store, tmp_path):
@@ -362,99 +359,11 @@ def test_load_all_labels_latest_wins(store, inbox):
     assert dict(zip(until["text"], until["label"])) == {"same text": "positive"}
 
 
-# export_for_labeling and labeling_config
-
-
-def test_labeling_config_labels():
-    root = ET.fromstring(labeling_config(["negative", "neutral", "positive", 'a & "b"']))
-
-    choices = root.find("Choices")
-    assert choices is not None
-    assert [c.get("value") for c in choices.findall("Choice")] == [
-        "negative", "neutral", "positive", 'a & "b"']
-    assert choices.get("name") == "sentiment"
-    assert choices.get("toName") == "text"
-    assert choices.get("choice") == "single"
-    assert root.find("Text").get("value") == "$text"
-
-
-def test_build_tasks_data():
-    tasks = build_label_studio_tasks(make_clean_posts(2), DAY)
-
-    assert tasks[0] == {"data": {"text": make_clean_posts(2)["text"][0], "post_id": "p000",
-                                 "lang": "en", "partition": "2024-03-01"}}
-    assert len(tasks) == 2
-
-
-def test_export_writes_tasks_and_config(store):
-    clean = make_clean_posts(30)
-
-    result = export_for_labeling(store, DAY, clean, size=10, labels=LABEL_SET)
-
-    tasks_key = storage.partition_key(ANNOTATION_TASKS, DAY, "label_studio_tasks.json")
-    config_key = storage.partition_key(ANNOTATION_TASKS, DAY, "label_studio_config.xml")
-    tasks = json.loads(store.read_bytes(tasks_key))
-    assert result == {"tasks": store.uri(tasks_key), "config": store.uri(config_key), "count": "10"}
-    assert isinstance(tasks, list)
-    assert len(tasks) == 10
-    ids = [t["data"]["post_id"] for t in tasks]
-    assert ids == sorted(ids)
-    assert len(set(ids)) == 10
-    texts = dict(zip(clean["id"], clean["text"]))
-    assert all(t["data"]["text"] == texts[t["data"]["post_id"]] for t in tasks)
-
-    root = ET.fromstring(store.read_bytes(config_key))
-    assert [c.get("value") for c in root.iter("Choice")] == LABEL_SET
-
-
-def test_export_text_masked(store):
-    export_for_labeling(store, DAY, make_clean_posts(5), size=5, labels=LABEL_SET)
-
-    raw = store.read_bytes(storage.partition_key(ANNOTATION_TASKS, DAY, "label_studio_tasks.json"))
-    texts = [t["data"]["text"] for t in json.loads(raw)]
-
-    assert all("[email]" in text for text in texts)
-    assert all("[phone]" in text for text in texts)
-    assert b"@example.com" not in raw
-    assert b"555-01" not in raw
-
-
-def test_export_rerun_same_posts(store):
-    clean = make_clean_posts(50)
-    key = storage.partition_key(ANNOTATION_TASKS, DAY, "label_studio_tasks.json")
-
-    export_for_labeling(store, DAY, clean, size=10, labels=LABEL_SET)
-    first = store.read_bytes(key)
-    export_for_labeling(store, DAY, clean.copy(), size=10, labels=LABEL_SET)
-    second = store.read_bytes(key)
-
-    assert [t["data"]["post_id"] for t in json.loads(first)] == \
-        [t["data"]["post_id"] for t in json.loads(second)]
-
-
-def test_export_seed_changes_sample(store):
-    clean = make_clean_posts(50)
-    key = storage.partition_key(ANNOTATION_TASKS, DAY, "label_studio_tasks.json")
-
-    export_for_labeling(store, DAY, clean, size=10, labels=LABEL_SET, seed=0)
-    first = [t["data"]["post_id"] for t in json.loads(store.read_bytes(key))]
-    export_for_labeling(store, DAY, clean, size=10, labels=LABEL_SET, seed=1)
-    second = [t["data"]["post_id"] for t in json.loads(store.read_bytes(key))]
-
-    assert first != second
-
-
-def test_export_size_above_count(store):
-    result = export_for_labeling(store, DAY, make_clean_posts(3), size=200, labels=LABEL_SET)
-
-    assert result["count"] == "3"
-
-
 # complete_label_studio_tasks and write_export
 
 
 def test_simulated_export_round_trip(tmp_path):
-    tasks = build_label_studio_tasks(make_clean_posts(4), DAY)
+    tasks = build_tasks(make_clean_posts(4).to_dict("records"), "sentiment")
     gold = {"p000": "positive", "p001": "negative", "p003": "neutral"}
 
     exported = complete_label_studio_tasks(tasks, gold, annotator="bot@example.org")
@@ -472,12 +381,13 @@ def test_simulated_export_round_trip(tmp_path):
 def test_simulated_export_imports(store, inbox):
     export_for_labeling(store, DAY, make_clean_posts(6), size=6, labels=LABEL_SET)
     tasks = storage.read_json(
-        store, storage.partition_key(ANNOTATION_TASKS, DAY, "label_studio_tasks.json"))
+        store, storage.partition_key(ANNOTATION_TASKS, DAY, "sentiment.label_studio.json"))
     gold = {f"p{n:03d}": LABEL_SET[n % 3] for n in range(6)}
     write_export(complete_label_studio_tasks(tasks, gold), inbox, DAY)
 
     counts = import_labels(store, DAY, files_to_import(store, inbox, DAY), LABEL_SET)
 
     labels = storage.read_frame(store, LABELS, DAY)
-    assert counts == {"files": 1, "labels": 6, "quarantined": 0}
+    assert counts["labels"] == 6
+    assert counts["quarantined"] == 0
     assert dict(zip(labels["post_id"], labels["label"])) == gold
