@@ -2,19 +2,23 @@
 ### Score posts
 
 Runs when a day's `clean_posts` are published and when a new sentiment model version is
-registered:
+registered. One task group per model (each task in `score.tasks`, plus `retrieval`):
 
-1. **promote_{task}**, one per task in `score.tasks` plus `retrieval`: the newest
-   version of the task's model becomes its `champion` alias only if its main metric
-   (macro-F1, span F1 or recall@10) reaches the floor in `registry` and is no worse than the
-   current champion's on the candidate's frozen evaluation set. The decision and its
-   reasons are written onto the model version.
-2. **index_posts**: embed the day's clean posts with the retrieval champion (the base
-   model while there is none) into a FAISS index under `embeddings`, for `pulse search`.
-3. **score**: one `scores` row per clean post with every champion's output: sentiment
-   label and probabilities, other classifiers' labels, entity spans, and the post's
-   position in the day's embedding index, with the model versions used. Skipped, not
-   failed, while no task has a champion.
+1. **validate**: the newest version of the model (the candidate) is checked on its own
+   frozen evaluation set: main metric (macro-F1, span F1 or recall@10) at least the floor
+   in `registry`, no regression against the champion measured on the same set, no class
+   or span type more than `registry.class_tolerance` below the champion, and a passing
+   data-quality result for its training data. A pass sets the `challenger` alias.
+2. **deploy**: moves `champion` to the challenger. *Skipped* (not failed) when the
+   candidate was rejected or there is nothing new: the reasons are in the task log and on
+   the model version in MLflow (tags and description).
+
+Then **index_posts** embeds the day's clean posts with the retrieval champion (the base
+model while there is none) into a FAISS index under `embeddings`, for `pulse search`, and
+**score** writes one `scores` row per clean post with every champion's output: sentiment
+label and probabilities, other classifiers' labels, entity spans, and the post's position
+in the day's index, with the model versions used. Scoring is skipped, not failed, while no
+task has a champion. `pulse rollback TASK --reason ...` undoes a deployment.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from __future__ import annotations
 import logging
 
 import pendulum
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import Param, TaskGroup, TriggerRule, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowSkipException
 from pulse_airflow import (
     CLEAN_POSTS,
@@ -57,17 +61,35 @@ def score_posts():
         """Pick the partition date this run works on."""
         return partition_date(get_current_context())
 
-    def promote(task_name: str):
-        @task(task_id=f"promote_{task_name}")
-        def gate() -> dict:
-            """Run the promotion gate on the newest version of this task's model."""
-            decision = jobs.promote(task_name)
-            log.info("promotion decision: %s", decision)
-            return decision
+    def promotion(task_name: str):
+        with TaskGroup(group_id=f"promote_{task_name}",
+                       tooltip=f"validate and deploy the newest {task_name} model") as group:
 
-        return gate()
+            @task(task_id="validate")
+            def validate() -> dict:
+                """Check the newest version against the gate; a pass sets `challenger`."""
+                decision = jobs.validate_candidate(task_name)
+                log.info("%s v%s: %s", decision["model"], decision["candidate"],
+                         "; ".join(decision["reasons"]))
+                return decision
 
-    @task(outlets=[SCORES])
+            @task(task_id="deploy")
+            def deploy(decision: dict) -> dict:
+                """Move `champion` to the challenger; skip when there is none."""
+                if decision["status"] == "rejected":
+                    raise AirflowSkipException(
+                        f"{decision['model']} v{decision['candidate']} rejected: "
+                        + "; ".join(decision["reasons"]))
+                deployed = jobs.deploy_candidate(task_name)
+                if not deployed["promoted"]:
+                    raise AirflowSkipException("; ".join(deployed["reasons"] + decision["reasons"]))
+                log.info("deployed: %s", "; ".join(deployed["reasons"]))
+                return deployed
+
+            deploy(validate())
+        return group
+
+    @task(outlets=[SCORES], trigger_rule=TriggerRule.NONE_FAILED)
     def score(day: str) -> dict:
         """Score the day's clean posts with every task's champion."""
         try:
@@ -77,7 +99,7 @@ def score_posts():
         mark_partition(get_current_context(), SCORES, day, models=result["models"])
         return result
 
-    @task
+    @task(trigger_rule=TriggerRule.NONE_FAILED)
     def index_posts(day: str) -> dict:
         """Embed the day's clean posts and store their FAISS index for `pulse search`."""
         from tasks.retrieve.commands import build_index
@@ -85,7 +107,7 @@ def score_posts():
         return build_index(day, get_settings())
 
     day = resolve_date()
-    gates = {name: promote(name) for name in jobs.promotion_tasks()}
+    gates = {name: promotion(name) for name in jobs.promotion_tasks()}
     indexed = index_posts(day)
     gates["retrieval"] >> indexed
     scored = score(day)

@@ -98,6 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
     promote.add_argument("task", help="'sentiment', 'entities' (span F1), 'retrieval' "
                          "(recall@10), or a classification task trained before (macro-F1)")
 
+    rollback = commands.add_parser("rollback", help="return the champion alias to the version "
+                                   "it replaced, recording why")
+    rollback.add_argument("task", help="'sentiment', 'entities', 'retrieval' or a classification task")
+    rollback.add_argument("--reason", required=True, help="why: written onto both model versions")
+
     _add_annotate_parser(commands)
 
     for tool in ("airflow", "mlflow"):
@@ -128,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(arguments.verbose)
     handler = {
         "demo": command_demo, "collect": command_collect, "train": command_train,
-        "predict": command_predict, "promote": command_promote,
+        "predict": command_predict, "promote": command_promote, "rollback": command_rollback,
         "search": command_search, "index": command_index, "annotate": command_annotate,
         "airflow": command_airflow, "mlflow": command_mlflow,
     }[arguments.command]
@@ -228,6 +233,13 @@ def command_promote(arguments: argparse.Namespace) -> int:
     from tasks import jobs
 
     print(json.dumps(jobs.promote(arguments.task), indent=2))
+    return 0
+
+
+def command_rollback(arguments: argparse.Namespace) -> int:
+    from tasks import jobs
+
+    print(json.dumps(jobs.rollback(arguments.task, arguments.reason), indent=2))
     return 0
 
 

@@ -98,21 +98,27 @@ def collect_day(day: str | dt.date, source: str | None = None,
 
 def export_annotations(day: str | dt.date, settings: Settings | None = None,
                        formats: list[str] | None = None) -> dict[str, Any]:
-    """Export a sample of the day's clean posts as annotation tasks, pre-annotated by champions.
+    """Export the day's chosen clean posts as annotation tasks, pre-annotated by champions.
 
+    Up to ``annotation.export_size`` posts are chosen by ``annotation.selection_strategy``.
+    The 'active' strategy embeds posts with the retrieval champion, else the base model.
     ``formats`` defaults to ``annotation.export_formats``.
     """
     from tasks.annotate.preannotate import load_champion
+    from tasks.annotate.select import serving_embed
 
     settings, store = _context(settings)
     posts = storage.read_frame(store, stage.CLEAN, as_date(day))
     formats = formats or settings.annotation.export_formats
     tasks = export.exportable_tasks(settings.annotation.export_tasks, formats)
+    annotation = settings.annotation
     return export.export_for_labeling(
-        store, as_date(day), posts, settings.annotation.export_size, SENTIMENT_LABELS,
+        store, as_date(day), posts, annotation.export_size, SENTIMENT_LABELS,
         formats=formats, tasks=tasks,
-        entity_types=settings.annotation.entity_types,
-        champions={task: load_champion(task, settings) for task in tasks})
+        entity_types=annotation.entity_types,
+        champions={task: load_champion(task, settings) for task in tasks},
+        strategy=annotation.selection_strategy, measure=annotation.uncertainty_measure,
+        pool_factor=annotation.candidate_pool_factor, embed=serving_embed(settings))
 
 
 def simulate_annotator(day: str | dt.date, settings: Settings | None = None) -> dict[str, str]:
@@ -146,9 +152,11 @@ def train_sentiment(day: str | dt.date, settings: Settings | None = None) -> dic
     """Train on every label imported up to ``day`` and register a sentiment model version.
 
     The run is tagged with the hash of the label versions it trained on, and the full list
-    of ``label_id@version`` entries is stored under ``label_versions/`` in the store.
+    of ``label_id@version`` entries is stored under ``label_versions/`` in the store. With
+    ``train.use_pseudo_labels``, the pseudo labels stored up to ``day`` join the training
+    posts, except those of posts that humans labeled. The hash covers human labels only.
     """
-    from tasks.annotate import history
+    from tasks.annotate import history, pseudo
     from tasks.train.classifier import split_by_hash
     from tasks.train.pipeline import train_and_register
 
@@ -162,11 +170,19 @@ def train_sentiment(day: str | dt.date, settings: Settings | None = None) -> dic
                  "data.label_versions_sha256": versions.sha256,
                  "data.label_versions_uri": history.save_label_versions(store, versions),
                  "data.train_size": str(len(train)), "data.validation_size": str(len(validation))}
+    pseudo_labels = None
+    if settings.train.use_pseudo_labels:
+        stored = pseudo.load_pseudo_labels(store, as_date(day))
+        pseudo_labels = pseudo.pseudo_labels_for_training(stored, frame)
+        data_tags.update({"data.pseudo_labels_store": store.uri(pseudo.PSEUDO_LABELS),
+                          "data.pseudo_labels_size": str(len(pseudo_labels))})
     registered = train_and_register(train, validation, SENTIMENT_LABELS, settings,
-                                    settings.registry.sentiment_model, data_tags)
+                                    settings.registry.sentiment_model, data_tags,
+                                    pseudo_labels=pseudo_labels)
     return {"model_uri": registered.uri, "version": registered.version,
             "macro_f1": registered.metrics["macro_f1"],
-            "macro_recall": registered.metrics["macro_recall"]}
+            "macro_recall": registered.metrics["macro_recall"],
+            "pseudo_labels": 0 if pseudo_labels is None else len(pseudo_labels)}
 
 
 def promote_sentiment(settings: Settings | None = None) -> dict[str, Any]:
@@ -175,7 +191,7 @@ def promote_sentiment(settings: Settings | None = None) -> dict[str, Any]:
 
 
 def promote(task: str, settings: Settings | None = None) -> dict[str, Any]:
-    """Run the promotion gate of ``task`` on the newest version of its registered model.
+    """Validate the newest version of ``task``'s model and deploy it as champion if it passes.
 
     ``task`` is 'entities' (span F1), 'retrieval' (recall@10) or a classification task
     such as 'sentiment' (macro-F1).
@@ -187,6 +203,35 @@ def promote(task: str, settings: Settings | None = None) -> dict[str, Any]:
     decision = promotion.promote_latest(settings, model_name(task, settings),
                                         promotion.gate_for(task, settings))
     return dataclasses.asdict(decision)
+
+
+def validate_candidate(task: str, settings: Settings | None = None) -> dict[str, Any]:
+    """Run the gate of ``task`` on its newest version; a pass sets the challenger alias."""
+    from tasks.commands import model_name
+    from tasks.registry import promotion
+
+    settings, _ = _context(settings)
+    decision = promotion.validate_latest(settings, model_name(task, settings),
+                                         promotion.gate_for(task, settings))
+    return dataclasses.asdict(decision)
+
+
+def deploy_candidate(task: str, settings: Settings | None = None) -> dict[str, Any]:
+    """Move ``task``'s champion alias to its challenger version and record the decision."""
+    from tasks.commands import model_name
+    from tasks.registry import promotion
+
+    settings, _ = _context(settings)
+    return dataclasses.asdict(promotion.deploy_challenger(settings, model_name(task, settings)))
+
+
+def rollback(task: str, reason: str, settings: Settings | None = None) -> dict[str, Any]:
+    """Return ``task``'s champion to the version it replaced, recording ``reason``."""
+    from tasks.commands import model_name
+    from tasks.registry import promotion
+
+    settings, _ = _context(settings)
+    return promotion.rollback(settings, model_name(task, settings), reason)
 
 
 def promotion_tasks(settings: Settings | None = None) -> list[str]:

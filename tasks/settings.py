@@ -47,7 +47,31 @@ class CollectSettings(BaseModel):
 class AnnotationSettings(BaseModel):
     """Export of posts for labeling and import of finished labels."""
 
-    export_size: int = Field(200, description="Clean posts per day exported for labeling.")
+    export_size: int = Field(
+        200, description="Daily labeling budget: clean posts per day exported for labeling."
+    )
+    selection_strategy: Literal["random", "uncertainty", "active"] = Field(
+        "active", description="How the exported posts are chosen: 'random' (seeded sample), "
+        "'uncertainty' (least certain under the sentiment champion) or 'active' (least "
+        "certain, spread over k-means clusters of their embeddings). Without a sentiment "
+        "champion the choice is random.",
+    )
+    uncertainty_measure: Literal["entropy", "margin"] = Field(
+        "entropy", description="Uncertainty of a post: normalized entropy of the champion's "
+        "class probabilities, or 1 minus the gap between its two highest probabilities.",
+    )
+    candidate_pool_factor: int = Field(
+        5, ge=1, description="Strategy 'active': the most uncertain posts, this many times "
+        "the budget, are clustered, and the export takes the most uncertain post per cluster.",
+    )
+    pseudo_label_threshold: float = Field(
+        0.9, ge=0.0, le=1.0, description="Minimum champion confidence for a prediction on an "
+        "unlabeled post to become a pseudo label.",
+    )
+    pseudo_label_max_per_class: int = Field(
+        0, ge=0, description="Cap on pseudo labels per class. 0 caps every class at the count "
+        "of the rarest predicted class, so the classes stay balanced.",
+    )
     inbox: str = Field(
         "inbox/labels", description="Folder scanned for finished label exports."
     )
@@ -109,6 +133,10 @@ class TrainSettings(BaseModel):
     min_new_token_count: int = Field(
         3, description="Training occurrences a character needs to become a new token."
     )
+    use_pseudo_labels: bool = Field(
+        False, description="Add the stored pseudo labels (dataset 'pseudo_labels') to the "
+        "training posts of `train_sentiment`. Validation stays human-labeled.",
+    )
     multi_label_threshold: float = Field(
         0.5, ge=0.0, le=1.0, description="Multi-label tasks: a label applies to a post when "
         "its sigmoid probability is at least this value.",
@@ -133,6 +161,10 @@ class RegistrySettings(BaseModel):
     macro_f1_floor: float = Field(0.40, description="Minimum macro-F1 to become champion.")
     regression_tolerance: float = Field(
         0.0, description="How much lower than the champion's main metric a candidate may be."
+    )
+    class_tolerance: float = Field(
+        0.10, description="How much lower than the champion's F1 any one class (or entity "
+        "type) of a candidate may be."
     )
     span_f1_floor: float = Field(
         0.30, description="Minimum span F1 (micro, seqeval) for an entity tagger to become champion."

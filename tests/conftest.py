@@ -153,19 +153,21 @@ GATE_PARAMS = ("labels", "mode", "retrieval.queries_per_group", "retrieval.seed"
 def register_candidate():
     """Return a function that registers a copy of a model version reporting chosen metrics.
 
-    The copy reuses the original version's model files and its logged evaluation set, so
-    the promotion gate can measure the champion on it, while the copy's run reports
-    ``metrics`` instead of the original's.
+    The copy reuses the original version's model files, its logged evaluation set (so the
+    promotion gate can measure the champion on it) and its data-quality tag, while the
+    copy's run reports ``metrics`` instead of the original's.
     """
     import mlflow
 
     def register(client, model: str, metrics: dict[str, float], version: str = "1") -> str:
         original = client.get_model_version(model, version)
-        params = client.get_run(original.run_id).data.params
+        source = client.get_run(original.run_id).data
+        params = source.params
         with tempfile.TemporaryDirectory() as folder:
             evaluation = mlflow.artifacts.download_artifacts(
                 run_id=original.run_id, artifact_path="evaluation", dst_path=folder)
-            with mlflow.start_run() as run:
+            tags = {key: source.tags[key] for key in ("data_quality",) if key in source.tags}
+            with mlflow.start_run(tags=tags) as run:
                 mlflow.log_metrics(metrics)
                 mlflow.log_params({key: params[key] for key in GATE_PARAMS if key in params})
                 mlflow.log_artifacts(evaluation, "evaluation")

@@ -30,6 +30,7 @@ from tasks.extract.windows import DEFAULT_STRIDE, effective_stride, encode_windo
 from tasks.registry.tracking import code_version, configure_mlflow
 from tasks.settings import Settings, TrainSettings
 from tasks.train.pipeline import MlflowEpochLogger, RegisteredVersion
+from tasks.validate.training_data import check_tagged_posts, log_data_quality
 
 log = logging.getLogger(__name__)
 
@@ -209,6 +210,7 @@ def train_and_register_entities(train: Sequence[TaggedPost], validation: Sequenc
     with mlflow.start_run(run_name=f"train-{model_name}", tags=run_tags) as run, \
             tempfile.TemporaryDirectory(prefix="pulse-train-") as workdir:
         mlflow.log_params(_params(settings, config, train, validation, tags, stride))
+        log_data_quality(check_tagged_posts(train, validation))
         trained = train_entity_tagger(train, validation, tags, settings.base_model_path,
                                       config, Path(workdir), stride,
                                       callbacks=[MlflowEpochLogger()])

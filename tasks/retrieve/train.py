@@ -36,6 +36,7 @@ from tasks.retrieve.pyfunc import TextEmbeddingModel
 from tasks.retrieve.sampler import DistinctGroupBatchSampler, count_batches
 from tasks.settings import Settings
 from tasks.train.text import prepare_model_text
+from tasks.validate.training_data import log_data_quality
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +151,7 @@ def train_and_register_retrieval(data: RetrievalData, settings: Settings,
     with mlflow.start_run(run_name=f"train-{config.model_name}", tags=tags) as run, \
             tempfile.TemporaryDirectory(prefix="pulse-retrieval-") as workdir:
         mlflow.log_params(_params(settings, config, data, train, validation, pairs, evaluation))
+        log_data_quality(None, "no suite checks retrieval groups yet")
         mlflow.log_dict({"train_groups": sorted(train["group"].unique()),
                          "validation_groups": sorted(validation["group"].unique())},
                         "evaluation/split.json")

@@ -26,6 +26,7 @@ from tasks.registry.tracking import code_version, configure_mlflow
 from tasks.settings import Settings
 from tasks.train.classifier import train_classifier
 from tasks.train.multilabel import labels_above, predict_label_probabilities
+from tasks.validate.training_data import check_training_set, log_data_quality
 
 log = logging.getLogger(__name__)
 
@@ -63,23 +64,28 @@ def train_and_register(
     model_name: str,
     data_tags: dict[str, str],
     multi_label: bool = False,
+    pseudo_labels: pd.DataFrame | None = None,
 ) -> RegisteredVersion:
     """Fine-tune on ``train``, evaluate on ``validation``, and register a new model version.
 
     The validation set is logged with the run, so promotion can later compare the current
     champion on exactly the same posts. With ``multi_label``, the frames have a ``labels``
-    column of label lists instead of ``label``.
+    column of label lists instead of ``label``. ``pseudo_labels`` (columns text, label)
+    are added to the training posts only, and the run's params count them
+    (``pseudo_labels.used`` and one ``pseudo_labels.used.<label>`` per label).
     """
     label_column = "labels" if multi_label else "label"
     _check_labels(train, labels, "train", label_column)
     _check_labels(validation, labels, "validation", label_column)
+    train, pseudo_params = _add_pseudo_labels(train, pseudo_labels, labels, multi_label)
     configure_mlflow(settings)
     tags = {"task": model_name, "code_version": code_version(), **data_tags}
 
     with mlflow.start_run(run_name=f"train-{model_name}", tags=tags) as run, \
             tempfile.TemporaryDirectory(prefix="pulse-train-") as workdir:
         mlflow.log_params({**_params(settings, train, validation, labels),
-                           "multi_label": multi_label})
+                           "multi_label": multi_label, **pseudo_params})
+        log_data_quality(check_training_set(train, validation, labels, multi_label))
         trained = train_classifier(
             train, validation, labels, settings.base_model_path, settings.train,
             Path(workdir), callbacks=[MlflowEpochLogger()], multi_label=multi_label,
@@ -96,6 +102,27 @@ def train_and_register(
     log.info("registered %s (macro-F1 %.3f, macro-recall %.3f)", registered.uri,
              metrics["macro_f1"], metrics["macro_recall"])
     return registered
+
+
+def _add_pseudo_labels(train: pd.DataFrame, pseudo_labels: pd.DataFrame | None,
+                       labels: Sequence[str], multi_label: bool
+                       ) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Return ``train`` with the pseudo labels appended, and the params that count them.
+
+    Raises ValueError for pseudo labels on a multi-label task, which has none, and for
+    pseudo labels outside ``labels``.
+    """
+    if pseudo_labels is None or pseudo_labels.empty:
+        return train, {"pseudo_labels.used": 0}
+    if multi_label:
+        raise ValueError("pseudo labels are single-label: a multi-label task cannot use them")
+    _check_labels(pseudo_labels, labels, "pseudo-label")
+    counts = pseudo_labels["label"].value_counts()
+    params = {"pseudo_labels.used": len(pseudo_labels),
+              **{f"pseudo_labels.used.{label}": int(counts.get(label, 0)) for label in labels}}
+    log.info("training on %d human and %d pseudo labels", len(train), len(pseudo_labels))
+    combined = pd.concat([train, pseudo_labels[["text", "label"]]], ignore_index=True)
+    return combined, params
 
 
 def _check_labels(frame: pd.DataFrame, labels: Sequence[str], name: str,

@@ -48,10 +48,10 @@ class ExpectationFailure:
         target = f" on column '{self.column}'" if self.column else ""
         reason = self.meta.get("reason")
         detail = f" ({reason})" if reason else ""
-        return (
-            f"suite '{self.suite}': {self.expectation}{target} failed for "
-            f"{self.unexpected_count} of {self.element_count} rows{detail}"
-        )
+        # Table-level expectations (distinct values, row counts) count no rows.
+        counts = f" for {self.unexpected_count} of {self.element_count} rows" \
+            if self.rows or self.unexpected_count else ""
+        return f"suite '{self.suite}': {self.expectation}{target} failed{counts}{detail}"
 
 
 @dataclass

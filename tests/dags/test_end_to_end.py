@@ -92,3 +92,40 @@ def test_labels_imported_from_file(airflow_db, real_run):
     labels = storage.read_frame(real_run["store"], "labels", DAY)
     assert len(labels) == 240
     assert set(labels["label"]) == {"negative", "neutral", "positive"}
+
+
+def _score_run_states(day: dt.date) -> dict[str, str]:
+    import pendulum
+
+    from tasks.demo import load_dags
+
+    dag = load_dags()["score_posts"]
+    run = dag.test(logical_date=pendulum.datetime(day.year, day.month, day.day, tz="UTC"),
+                   run_conf={"date": day.isoformat()})
+    states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+    return {"run": str(run.state), **states}
+
+
+def test_rejected_candidate_skips_deploy_not_the_run(airflow_db, real_run, register_candidate):
+    settings = real_run["settings"]
+    name = settings.registry.sentiment_model
+    client = configure_mlflow(settings)
+    champion = str(champion_version(client, name, "champion").version)
+    candidate = register_candidate(client, name, {"macro_f1": 0.0}, version=champion)
+
+    states = _score_run_states(DAY)
+
+    assert states["run"] == "success"
+    assert states["promote_sentiment.validate"] == "success"
+    assert states["promote_sentiment.deploy"] == "skipped"
+    # No entity or retrieval model is registered: nothing to deploy, nothing failed.
+    assert states["promote_entities.deploy"] == "skipped"
+    assert states["promote_retrieval.deploy"] == "skipped"
+    assert states["index_posts"] == "success"
+    assert states["score"] == "success"
+    assert str(champion_version(client, name, "champion").version) == champion
+    version = client.get_model_version(name, candidate)
+    assert version.tags["promotion_decision"] == "rejected"
+    assert version.description.startswith("rejected: macro-F1 0.0000 ")
+    assert f"vs champion v{champion} " in version.description
+    assert "regression (tolerance 0.0)" in version.description

@@ -10,8 +10,6 @@ import datetime as dt
 import io
 import json
 import re
-import tempfile
-from pathlib import Path
 
 import mlflow
 import pandas as pd
@@ -130,22 +128,7 @@ def test_predict_without_champion_fails_clearly(trained, tmp_path, caplog):
     assert code != 0
 
 
-def _register_copy(client, macro_f1: float) -> str:
-    """Register a new version reusing version 1's model but reporting ``macro_f1``."""
-    original = client.get_model_version(MODEL, "1")
-    with mlflow.start_run() as run:
-        mlflow.log_metric("macro_f1", macro_f1)
-        mlflow.log_param("labels", "negative,neutral,positive")
-        evaluation = promotion.load_evaluation_set(original.run_id)
-        with tempfile.TemporaryDirectory() as folder:
-            path = Path(folder) / "validation.parquet"
-            evaluation.to_parquet(path)
-            mlflow.log_artifact(str(path), "evaluation")
-    version = client.create_model_version(MODEL, original.source, run_id=run.info.run_id)
-    return str(version.version)
-
-
-def test_gate_first_version_then_regression(trained):
+def test_gate_first_version_then_regression(trained, register_candidate):
     settings = trained["settings"]
     client = configure_mlflow(settings)
     for alias in ("champion",):
@@ -154,10 +137,11 @@ def test_gate_first_version_then_regression(trained):
 
     first = promotion.promote_latest(settings, MODEL)
     assert first.promoted
-    assert any("no champion yet" in reason for reason in first.reasons)
+    assert "first version: no champion to compare with" in first.reasons
+    assert "training data quality passed" in first.reasons
     assert str(client.get_model_version_by_alias(MODEL, "champion").version) == first.candidate
 
-    worse = _register_copy(client, macro_f1=0.0)
+    worse = register_candidate(client, MODEL, {"macro_f1": 0.0})
     decision = promotion.promote_latest(settings, MODEL)
     assert decision.candidate == worse
     assert not decision.promoted
@@ -166,11 +150,11 @@ def test_gate_first_version_then_regression(trained):
     assert client.get_model_version(MODEL, worse).tags["promotion_decision"] == "rejected"
 
 
-def test_gate_floor_rejects(trained, monkeypatch):
+def test_gate_floor_rejects(trained, monkeypatch, register_candidate):
     monkeypatch.setenv("PULSE_REGISTRY__MACRO_F1_FLOOR", "0.99")
     settings = reload_settings()
     client = configure_mlflow(settings)
-    candidate = _register_copy(client, macro_f1=0.5)
+    candidate = register_candidate(client, MODEL, {"macro_f1": 0.5})
     decision = promotion.promote_latest(settings, MODEL)
     assert decision.candidate == candidate
     assert not decision.promoted
@@ -183,6 +167,67 @@ def test_gate_skips_decided_version(trained):
     decision = promotion.promote_latest(settings, MODEL)
     assert not decision.promoted
     assert "already decided" in decision.reasons[0]
+
+
+def test_gate_rejects_one_class_far_below_champion(trained, register_candidate):
+    settings = reload_settings()
+    client = configure_mlflow(settings)
+    champion = client.get_run(client.get_model_version(MODEL, "1").run_id).data.metrics
+    # Same macro-F1 as the champion, but one class 0.3 lower (tolerance 0.1).
+    candidate = register_candidate(client, MODEL, {
+        "macro_f1": champion["macro_f1"], "f1_negative": champion["f1_negative"] - 0.3,
+        "f1_neutral": champion["f1_neutral"], "f1_positive": champion["f1_positive"]})
+    decision = promotion.promote_latest(settings, MODEL)
+    assert decision.candidate == candidate
+    assert decision.status == "rejected"
+    assert any(reason.startswith("per-class F1 more than 0.1 below the champion: negative")
+               for reason in decision.reasons), decision.reasons
+
+
+def test_gate_rejects_failed_training_data(trained, register_candidate):
+    settings = reload_settings()
+    client = configure_mlflow(settings)
+    candidate = register_candidate(client, MODEL, {"macro_f1": 1.0})
+    run_id = client.get_model_version(MODEL, candidate).run_id
+    client.set_tag(run_id, "data_quality", "failed: label is not in the task's label set")
+    decision = promotion.promote_latest(settings, MODEL)
+    assert decision.status == "rejected"
+    assert ("training data quality failed: label is not in the task's label set"
+            in decision.reasons)
+    assert client.get_model_version(MODEL, candidate).tags["promotion_decision"] == "rejected"
+
+
+def test_deploy_then_rollback(trained, register_candidate):
+    settings = reload_settings()
+    client = configure_mlflow(settings)
+    before = str(client.get_model_version_by_alias(MODEL, "champion").version)
+    metrics = client.get_run(client.get_model_version(MODEL, "1").run_id).data.metrics
+    candidate = register_candidate(client, MODEL, {
+        key: value for key, value in metrics.items() if key == "macro_f1" or key.startswith("f1_")})
+
+    checked = promotion.validate_latest(settings, MODEL)
+    assert checked.status == "challenger"
+    assert str(client.get_model_version_by_alias(MODEL, "challenger").version) == candidate
+    assert str(client.get_model_version_by_alias(MODEL, "champion").version) == before
+
+    deployed = promotion.deploy_challenger(settings, MODEL)
+    assert deployed.promoted and deployed.champion_after == candidate
+    assert deployed.reasons[-1] == f"deployed: champion moved from v{before} to v{candidate}"
+    version = client.get_model_version(MODEL, candidate)
+    assert version.tags["previous_champion"] == before
+    assert version.description.startswith("promoted: ")
+    assert champion_version(client, MODEL, "challenger") is None
+
+    code = cli.main(["rollback", "sentiment", "--reason", "complaints about neutral posts"])
+    assert code == 0
+    assert str(client.get_model_version_by_alias(MODEL, "champion").version) == before
+    rolled = client.get_model_version(MODEL, candidate)
+    assert rolled.tags["promotion_decision"] == "rolled back"
+    assert rolled.tags["rollback_reason"] == "complaints about neutral posts"
+    assert "after a rollback from v" in client.get_model_version(MODEL, before).description
+    # The restored version 1 was the first champion, so a second rollback has nowhere to go.
+    assert before == "1"
+    assert cli.main(["rollback", "sentiment", "--reason", "again"]) == 2
 
 
 def test_predict_keeps_line_field_and_null_id(trained, tmp_path):
