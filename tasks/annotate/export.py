@@ -1,5 +1,8 @@
-"""Export a sample of clean posts as annotation tasks for Label Studio, doccano or CoNLL.
+"""Export the day's chosen clean posts as annotation tasks for Label Studio, doccano or CoNLL.
 
+The posts are chosen within the budget by tasks.annotate.select (random, uncertainty or
+active). Each Label Studio task and doccano line records the strategy that chose its post
+(``selected_by``) and the post's uncertainty under the sentiment champion (``uncertainty``).
 The export reads ``clean_posts``, whose text is already masked, and masks it once more
 before anything is written, so no handle, e-mail address or phone number leaves even if
 cleaning missed one. The files go to the ``annotation_tasks`` partition of the day, beside
@@ -22,6 +25,15 @@ from tasks.annotate.formats.conll import build_conll
 from tasks.annotate.formats.doccano import build_lines
 from tasks.annotate.formats.label_studio import build_tasks, choices_config, labels_config
 from tasks.annotate.preannotate import Champion, predict_posts
+from tasks.annotate.select import (
+    ACTIVE,
+    ENTROPY,
+    SELECTED_BY,
+    UNCERTAINTY_SCORE,
+    Embed,
+    champion_probabilities,
+    select_posts,
+)
 from tasks.clean.text import mask_personal_data
 
 log = logging.getLogger(__name__)
@@ -71,15 +83,24 @@ def export_for_labeling(
     labels: Sequence[str], seed: int = 0, *,
     formats: Sequence[str] = (LABEL_STUDIO,), tasks: Sequence[str] = (SENTIMENT,),
     entity_types: Sequence[str] = (), champions: Mapping[str, Champion | None] | None = None,
+    strategy: str = ACTIVE, measure: str = ENTROPY, pool_factor: int = 5,
+    embed: Embed | None = None,
 ) -> dict[str, Any]:
-    """Write a sample of ``clean`` as annotation tasks in each of ``formats``.
+    """Write up to ``size`` posts of ``clean``, chosen by ``strategy``, as annotation tasks.
 
-    The sample is seeded by ``seed`` and the date, so a rerun exports the same posts.
-    ``champions`` maps a task to the model that pre-annotates it. A task without one is
-    exported without pre-annotations. CoNLL files are written for entities only.
+    ``size`` is the day's budget. The sentiment champion's probabilities drive the
+    'uncertainty' and 'active' strategies, and ``embed`` gives 'active' its embeddings
+    (see tasks.annotate.select). Without a sentiment champion the posts are chosen at
+    random. A random choice is seeded by ``seed`` and the date, so a rerun exports the
+    same posts. ``champions`` maps a task to the model that pre-annotates it. A task
+    without one is exported without pre-annotations. CoNLL files are written for
+    entities only, and they carry no selection metadata.
     """
     tasks = exportable_tasks(tasks, formats)
-    chosen = clean.sample(n=min(size, len(clean)), random_state=seed + day.toordinal())
+    chosen, strategy_used = choose_posts(clean, size, labels, (champions or {}).get(SENTIMENT),
+                                         strategy=strategy, measure=measure,
+                                         pool_factor=pool_factor, embed=embed,
+                                         seed=seed + day.toordinal())
     posts, remasked = recheck_masking(chosen.sort_values("id").reset_index(drop=True))
     storage.write_frame(store, ANNOTATION_TASKS, day, posts[["id", "text", "lang"]])
     records = posts.assign(partition=day.isoformat()).to_dict("records")
@@ -96,10 +117,28 @@ def export_for_labeling(
         kinds = labels if task == SENTIMENT else entity_types
         files.update(_write_task_files(store, day, task, records, predictions, formats, kinds))
 
-    log.info("exported %d of %d clean posts of %s for %s in %s (%d masked again)",
-             len(records), len(clean), day, list(tasks), list(formats), remasked)
+    log.info("exported %d of %d clean posts of %s for %s in %s, selected by %s (%d masked "
+             "again)", len(records), len(clean), day, list(tasks), list(formats),
+             strategy_used, remasked)
     return {"count": len(records), "remasked": remasked, "files": files,
-            "pre_annotated": pre_annotated}
+            "pre_annotated": pre_annotated, "selected_by": strategy_used}
+
+
+def choose_posts(clean: pd.DataFrame, size: int, labels: Sequence[str],
+                 champion: Champion | None, **options: Any) -> tuple[pd.DataFrame, str]:
+    """Return the posts of ``clean`` to export and the strategy that chose them.
+
+    ``champion`` is the sentiment champion, or None. ``options`` are the keyword
+    arguments of :func:`tasks.annotate.select.select_posts`. The strategy is 'none' when
+    no post was chosen.
+    """
+    probabilities = None
+    if champion is not None:
+        # Scored even when the budget covers every post, so each task records its uncertainty.
+        probabilities = champion_probabilities(champion, list(clean["text"]), labels)
+    chosen = select_posts(clean, size, probabilities=probabilities, **options)
+    strategy_used = str(chosen[SELECTED_BY].iloc[0]) if len(chosen) else "none"
+    return chosen, strategy_used
 
 
 def _write_task_files(store: storage.Store, day: dt.date, task: str,
@@ -109,12 +148,15 @@ def _write_task_files(store: storage.Store, day: dt.date, task: str,
     contents: dict[str, str] = {}
     if LABEL_STUDIO in formats:
         tasks = build_tasks(posts, task, predictions)
+        for entry, post in zip(tasks, posts, strict=True):
+            entry["data"].update(selection_fields(post))
         config = labels_config(kinds) if task == ENTITIES else choices_config(kinds, task)
         contents[export_file_name(task, LABEL_STUDIO)] = json.dumps(tasks, ensure_ascii=False,
                                                                     indent=1)
         contents[export_file_name(task, LABEL_STUDIO, config=True)] = config
     if DOCCANO in formats:
-        contents[export_file_name(task, DOCCANO)] = build_lines(posts, task, predictions)
+        lines = build_lines(posts, task, predictions)
+        contents[export_file_name(task, DOCCANO)] = _add_selection_to_lines(lines, posts)
     if CONLL in formats and task == ENTITIES:
         contents[export_file_name(task, CONLL)] = build_conll(posts, predictions)
 
@@ -124,6 +166,22 @@ def _write_task_files(store: storage.Store, day: dt.date, task: str,
         store.write_bytes(key, text.encode())
         uris[name] = store.uri(key)
     return uris
+
+
+def selection_fields(post: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the selection metadata of an exported post: strategy and uncertainty score."""
+    score = post.get(UNCERTAINTY_SCORE)
+    missing = score is None or pd.isna(score)
+    return {SELECTED_BY: post.get(SELECTED_BY),
+            UNCERTAINTY_SCORE: None if missing else round(float(score), 4)}
+
+
+def _add_selection_to_lines(lines: str, posts: Sequence[Mapping[str, Any]]) -> str:
+    # Split at LF only: a JSON string may contain U+2028, where str.splitlines would split.
+    records = [json.loads(line) for line in lines.split("\n") if line]
+    for record, post in zip(records, posts, strict=True):
+        record.update(selection_fields(post))
+    return "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
 
 
 def exported_texts(store: storage.Store) -> dict[str, str]:
