@@ -187,12 +187,15 @@ def command_train(arguments: argparse.Namespace) -> int:
     if arguments.task == "entities":
         from tasks.extract.commands import train_entities_from_files
 
-        print(train_entities_from_files(arguments.train, arguments.validation, get_settings()))
+        uri = train_entities_from_files(arguments.train, arguments.validation, get_settings())
+        if uri:  # empty on the non-main ranks of a torchrun launch
+            print(uri)
         return 0
     uri = commands.train_from_files(arguments.train, arguments.validation, get_settings(),
                                     task=arguments.task, labels=arguments.labels,
                                     multi_label=arguments.multi_label)
-    print(uri)
+    if uri:  # empty on the non-main ranks of a torchrun launch
+        print(uri)
     return 0
 
 

@@ -102,6 +102,8 @@ def train_from_files(train_path: Path, validation_path: Path, settings: Settings
                      multi_label: bool = False) -> str:
     """Train on ``train_path``, evaluate on ``validation_path``, register; return the model URI.
 
+    Returns an empty string on the non-main ranks of a torchrun launch.
+
     The task is multi-label when ``multi_label`` is set or ``task`` is listed in
     ``settings.multi_label_tasks``.
     """
@@ -118,6 +120,8 @@ def train_from_files(train_path: Path, validation_path: Path, settings: Settings
             "data.train_size": str(len(train)), "data.validation_size": str(len(validation))}
     registered = train_and_register(train, validation, labels, settings,
                                     model_name(task, settings), tags, multi_label=multi_label)
+    if registered is None:
+        return ""  # a non-main rank of a distributed launch: rank 0 registered the model
     metrics = registered.metrics
     if multi_label:
         log.info("validation: macro-F1 %.4f, micro-F1 %.4f, samples-F1 %.4f",

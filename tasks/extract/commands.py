@@ -74,6 +74,8 @@ def train_entities_from_files(train_path: Path, validation_path: Path, settings:
     registered = train_and_register_entities(train, validation, settings,
                                              model_name or entity_model_name(settings), tags,
                                              stride, learning_rate)
+    if registered is None:
+        return ""  # a non-main rank of a torchrun launch: rank 0 registered the model
     log.info("validation span F1: micro %.4f, macro %.4f (precision %.4f, recall %.4f)",
              registered.metrics["micro_f1"], registered.metrics["macro_f1"],
              registered.metrics["micro_precision"], registered.metrics["micro_recall"])

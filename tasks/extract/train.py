@@ -29,6 +29,7 @@ from tasks.extract.pyfunc import EntityTaggerModel
 from tasks.extract.windows import DEFAULT_STRIDE, effective_stride, encode_windows, label_windows
 from tasks.registry.tracking import code_version, configure_mlflow
 from tasks.settings import Settings, TrainSettings
+from tasks.train.distributed import is_main_process, work_folder
 from tasks.train.pipeline import MlflowEpochLogger, RegisteredVersion
 from tasks.validate.training_data import check_tagged_posts, log_data_quality
 
@@ -193,26 +194,33 @@ def evaluate_tagger(model_dir: Path, posts: Sequence[TaggedPost], max_length: in
 def train_and_register_entities(train: Sequence[TaggedPost], validation: Sequence[TaggedPost],
                                 settings: Settings, model_name: str,
                                 data_tags: dict[str, str], stride: int | None = None,
-                                learning_rate: float | None = None) -> RegisteredVersion:
+                                learning_rate: float | None = None) -> RegisteredVersion | None:
     """Fine-tune on ``train``, evaluate spans on ``validation`` and register a model version.
 
     ``learning_rate`` defaults to ``settings.train.entity_learning_rate`` and ``stride`` to
     ``settings.train.entity_stride``. The validation posts are logged with the run as
-    ``evaluation/validation.conll``, the frozen set of the promotion gate.
+    ``evaluation/validation.conll``, the frozen set of the promotion gate. Under torchrun
+    only rank 0 evaluates, logs and registers; the other ranks return None.
     """
     tags = _entity_tag_set(train, validation)
     config = settings.train.model_copy(
         update={"learning_rate": learning_rate or settings.train.entity_learning_rate})
     stride = settings.train.entity_stride if stride is None else stride
+    if not is_main_process():
+        # Under torchrun this rank trains alongside rank 0, which logs and registers.
+        with work_folder("pulse-train-") as workdir:
+            train_entity_tagger(train, validation, tags, settings.base_model_path, config,
+                                workdir, stride)
+        return None
     configure_mlflow(settings)
     run_tags = {"task": model_name, "code_version": code_version(), **data_tags}
 
     with mlflow.start_run(run_name=f"train-{model_name}", tags=run_tags) as run, \
-            tempfile.TemporaryDirectory(prefix="pulse-train-") as workdir:
+            work_folder("pulse-train-") as workdir:
         mlflow.log_params(_params(settings, config, train, validation, tags, stride))
         log_data_quality(check_tagged_posts(train, validation))
         trained = train_entity_tagger(train, validation, tags, settings.base_model_path,
-                                      config, Path(workdir), stride,
+                                      config, workdir, stride,
                                       callbacks=[MlflowEpochLogger()])
         metrics, predicted = evaluate_tagger(trained.model_dir, validation, config.max_length,
                                              stride)

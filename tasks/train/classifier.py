@@ -18,6 +18,7 @@ from transformers import Trainer
 
 from tasks.clean.text import dedup_key
 from tasks.settings import TrainSettings
+from tasks.train.distributed import world_size
 from tasks.train.multilabel import PROBLEM_TYPE, multi_hot, positive_weights
 from tasks.train.text import prepare_model_text
 
@@ -95,8 +96,9 @@ def train_classifier(
         if multi_label else _macro_f1,
         callbacks=[*callbacks, *extra_callbacks],
     )
-    log.info("training (%s%s) on %d posts, validating on %d, labels %s", config.method,
-             ", multi-label" if multi_label else "", len(train_set), len(validation_set), labels)
+    log.info("training (%s%s) on %d posts, validating on %d, labels %s, world size %d",
+             config.method, ", multi-label" if multi_label else "", len(train_set),
+             len(validation_set), labels, world_size())
     started = time.monotonic()
     trainer.train()
     seconds = time.monotonic() - started

@@ -25,6 +25,7 @@ from tasks.registry.pyfunc import TextClassifierModel
 from tasks.registry.tracking import code_version, configure_mlflow
 from tasks.settings import Settings
 from tasks.train.classifier import train_classifier
+from tasks.train.distributed import is_main_process, work_folder
 from tasks.train.multilabel import labels_above, predict_label_probabilities
 from tasks.validate.training_data import check_training_set, log_data_quality
 
@@ -65,7 +66,7 @@ def train_and_register(
     data_tags: dict[str, str],
     multi_label: bool = False,
     pseudo_labels: pd.DataFrame | None = None,
-) -> RegisteredVersion:
+) -> RegisteredVersion | None:
     """Fine-tune on ``train``, evaluate on ``validation``, and register a new model version.
 
     The validation set is logged with the run, so promotion can later compare the current
@@ -73,22 +74,31 @@ def train_and_register(
     column of label lists instead of ``label``. ``pseudo_labels`` (columns text, label)
     are added to the training posts only, and the run's params count them
     (``pseudo_labels.used`` and one ``pseudo_labels.used.<label>`` per label).
+
+    Under torchrun or ``accelerate launch`` only rank 0 evaluates, logs and registers;
+    the other ranks train and return None.
     """
     label_column = "labels" if multi_label else "label"
     _check_labels(train, labels, "train", label_column)
     _check_labels(validation, labels, "validation", label_column)
     train, pseudo_params = _add_pseudo_labels(train, pseudo_labels, labels, multi_label)
+    if not is_main_process():
+        # Under torchrun this rank trains alongside rank 0, which logs and registers.
+        with work_folder("pulse-train-") as workdir:
+            train_classifier(train, validation, labels, settings.base_model_path,
+                             settings.train, workdir, multi_label=multi_label)
+        return None
     configure_mlflow(settings)
     tags = {"task": model_name, "code_version": code_version(), **data_tags}
 
     with mlflow.start_run(run_name=f"train-{model_name}", tags=tags) as run, \
-            tempfile.TemporaryDirectory(prefix="pulse-train-") as workdir:
+            work_folder("pulse-train-") as workdir:
         mlflow.log_params({**_params(settings, train, validation, labels),
                            "multi_label": multi_label, **pseudo_params})
         log_data_quality(check_training_set(train, validation, labels, multi_label))
         trained = train_classifier(
             train, validation, labels, settings.base_model_path, settings.train,
-            Path(workdir), callbacks=[MlflowEpochLogger()], multi_label=multi_label,
+            workdir, callbacks=[MlflowEpochLogger()], multi_label=multi_label,
         )
         metrics = _evaluate_and_log(trained.model_dir, validation, labels, settings, multi_label)
         mlflow.log_metric("train_seconds", trained.train_seconds)
