@@ -14,11 +14,18 @@ registered. One task group per model (each task in `score.tasks`, plus `retrieva
    the model version in MLflow (tags and description).
 
 Then **index_posts** embeds the day's clean posts with the retrieval champion (the base
-model while there is none) into a FAISS index under `embeddings`, for `pulse search`, and
-**score** writes one `scores` row per clean post with every champion's output: sentiment
-label and probabilities, other classifiers' labels, entity spans, and the post's position
-in the day's index, with the model versions used. Scoring is skipped, not failed, while no
-task has a champion. `pulse rollback TASK --reason ...` undoes a deployment.
+model while there is none) into a FAISS index under `embeddings`, for `pulse search`.
+**plan_scoring** fixes the champion versions and splits the day into shards of
+`score.shard_size` posts; one mapped **score_shard** task scores each shard; **score** joins
+them into one `scores` row per clean post with every champion's output: sentiment label and
+probabilities, other classifiers' labels, entity spans, and the post's position in the
+day's index, with the model versions used. Scoring is skipped, not failed, while no task
+has a champion. `pulse rollback TASK --reason ...` undoes a deployment.
+
+Last, **report** writes the day's HTML report with plots to `reports/date=D/` and logs it to
+the MLflow experiment `report.experiment`: volume, sentiment share, top entities,
+representative posts, data quality, model versions and drift. It runs when scoring was
+skipped too, so a day without a champion still gets a report of its data.
 """
 
 from __future__ import annotations
@@ -89,13 +96,29 @@ def score_posts():
             deploy(validate())
         return group
 
-    @task(outlets=[SCORES], trigger_rule=TriggerRule.NONE_FAILED)
-    def score(day: str) -> dict:
-        """Score the day's clean posts with every task's champion."""
+    @task(trigger_rule=TriggerRule.NONE_FAILED)
+    def plan_scoring(day: str) -> dict:
+        """Fix the champion versions and split the day into shards of `score.shard_size`."""
         try:
-            result = jobs.score_posts(day)
+            return jobs.plan_scoring(day)
         except NoChampionError as error:
             raise AirflowSkipException(str(error)) from error
+
+    @task
+    def shards(plan: dict) -> list[int]:
+        """List the shard numbers, one mapped `score_shard` task each."""
+        return list(range(plan["shards"]))
+
+    # A mapped task does not take its docstring as documentation: give it explicitly.
+    @task(doc_md="Score one shard of the day's clean posts with every planned champion.")
+    def score_shard(day: str, plan: dict, shard: int) -> dict:
+        """Score one shard of the day's clean posts with every planned champion."""
+        return jobs.score_shard(day, plan, shard)
+
+    @task(outlets=[SCORES])
+    def score(day: str, plan: dict, scored: list[dict]) -> dict:
+        """Join the shards into the day's scores, with index positions; validate and write."""
+        result = jobs.merge_scores(day, plan)
         mark_partition(get_current_context(), SCORES, day, models=result["models"])
         return result
 
@@ -106,12 +129,20 @@ def score_posts():
 
         return build_index(day, get_settings())
 
+    @task(trigger_rule=TriggerRule.NONE_FAILED)
+    def report(day: str) -> dict:
+        """Build the day's HTML report with drift checks, store it and log it to MLflow."""
+        return jobs.daily_report(day)
+
     day = resolve_date()
     gates = {name: promotion(name) for name in jobs.promotion_tasks()}
     indexed = index_posts(day)
     gates["retrieval"] >> indexed
-    scored = score(day)
-    [*gates.values(), indexed] >> scored
+    plan = plan_scoring(day)
+    [*gates.values(), indexed] >> plan
+    scored = score_shard.partial(day=day, plan=plan).expand(shard=shards(plan))
+    merged = score(day, plan, scored)
+    merged >> report(day)
 
 
 score_posts()

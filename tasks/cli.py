@@ -103,6 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
     rollback.add_argument("task", help="'sentiment', 'entities', 'retrieval' or a classification task")
     rollback.add_argument("--reason", required=True, help="why: written onto both model versions")
 
+    report = commands.add_parser("report", help="build one date's HTML report with plots and "
+                                 "drift checks, store it and log it to MLflow")
+    report.add_argument("--date", type=_date, default=_yesterday(), help="partition date (default: yesterday, UTC)")
+
     _add_annotate_parser(commands)
 
     for tool in ("airflow", "mlflow"):
@@ -135,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         "demo": command_demo, "collect": command_collect, "train": command_train,
         "predict": command_predict, "promote": command_promote, "rollback": command_rollback,
         "search": command_search, "index": command_index, "annotate": command_annotate,
+        "report": command_report,
         "airflow": command_airflow, "mlflow": command_mlflow,
     }[arguments.command]
     try:
@@ -243,6 +248,13 @@ def command_rollback(arguments: argparse.Namespace) -> int:
     from tasks import jobs
 
     print(json.dumps(jobs.rollback(arguments.task, arguments.reason), indent=2))
+    return 0
+
+
+def command_report(arguments: argparse.Namespace) -> int:
+    from tasks import jobs
+
+    print(jobs.daily_report(arguments.date)["report"])
     return 0
 
 

@@ -248,9 +248,47 @@ def score_posts(day: str | dt.date, settings: Settings | None = None) -> dict[st
     return batch.score_partition(store, as_date(day), settings)
 
 
+def plan_scoring(day: str | dt.date, settings: Settings | None = None) -> dict[str, Any]:
+    """Fix the champion versions and the shard count for scoring the day's posts."""
+    from tasks.score import batch
+
+    settings, store = _context(settings)
+    return batch.plan_scoring(store, as_date(day), settings)
+
+
+def score_shard(day: str | dt.date, plan: dict[str, Any], shard: int,
+                settings: Settings | None = None) -> dict[str, Any]:
+    """Score one shard of the day's posts with the planned versions."""
+    from tasks.score import batch
+
+    settings, store = _context(settings)
+    return batch.score_shard(store, as_date(day), settings, plan, shard)
+
+
+def merge_scores(day: str | dt.date, plan: dict[str, Any],
+                 settings: Settings | None = None) -> dict[str, Any]:
+    """Join the scored shards into the day's validated scores partition."""
+    from tasks.score import batch
+
+    settings, store = _context(settings)
+    return batch.merge_shards(store, as_date(day), settings, plan)
+
+
 def score_sentiment(day: str | dt.date, settings: Settings | None = None) -> dict[str, Any]:
     """Score the day's clean posts with the champion sentiment model only."""
     from tasks.score import batch
 
     settings, store = _context(settings)
     return batch.score_partition(store, as_date(day), settings, ["sentiment"])
+
+
+def daily_report(day: str | dt.date, settings: Settings | None = None) -> dict[str, Any]:
+    """Build the day's HTML report, replace it under ``reports/`` and log it to MLflow.
+
+    Works on any day with data: missing scores or champions become notes in the report.
+    Returns the report's URI, its files, the MLflow run id and the drift warnings.
+    """
+    from tasks.report import daily
+
+    settings, store = _context(settings)
+    return daily.publish_report(store, as_date(day), settings)

@@ -182,7 +182,53 @@ class ScoreSettings(BaseModel):
         description="Tasks whose champions score the day's posts: 'sentiment', 'entities' "
         "and any classification task trained by name. A task without a champion is left out.",
     )
+    shard_size: int = Field(
+        50_000, ge=1, description="Posts per scoring shard; the DAG scores the shards of a "
+        "large day as parallel mapped tasks.",
+    )
+    batch_size: int = Field(64, ge=1, description="Posts per inference batch.")
+    threads: int = Field(
+        0, ge=0, description="CPU threads for inference (torch.set_num_threads); 0 means one "
+        "per core.",
+    )
 
+
+
+class ReportSettings(BaseModel):
+    """The daily report and its drift thresholds."""
+
+    experiment: str = Field(
+        "social-pulse-reports", description="MLflow experiment of the report runs, one run "
+        "per day named report-YYYY-MM-DD.",
+    )
+    history_days: int = Field(
+        14, ge=1, description="Days, up to and including the report's date, shown in the "
+        "volume and sentiment plots.",
+    )
+    top_entities: int = Field(15, ge=1, description="Entities (type and text) listed.")
+    representative_posts: int = Field(
+        3, ge=1, description="Posts shown per class: those with the highest confidence.",
+    )
+    reference_max_posts: int = Field(
+        2000, ge=1, description="Cap on the champion's validation posts used as the drift "
+        "reference (seeded sample), bounding the time spent embedding them.",
+    )
+    length_ks_threshold: float = Field(
+        0.2, ge=0.0, le=1.0, description="Drift warning when the Kolmogorov-Smirnov "
+        "statistic of text lengths (characters) is above this.",
+    )
+    language_psi_threshold: float = Field(
+        0.25, ge=0.0, description="Drift warning when the population stability index of the "
+        "language shares is above this (0.25 is the usual mark of a large shift).",
+    )
+    label_js_threshold: float = Field(
+        0.15, ge=0.0, le=1.0, description="Drift warning when the Jensen-Shannon distance "
+        "(base 2) between the predicted and the reference label shares is above this.",
+    )
+    centroid_cosine_threshold: float = Field(
+        0.1, ge=0.0, le=2.0, description="Drift warning when the cosine distance between the "
+        "day's embedding centroid and the reference centroid is above this.",
+    )
 
 class Settings(BaseSettings):
     """Social Pulse settings. See the module docstring for sources and precedence."""
@@ -219,6 +265,7 @@ class Settings(BaseSettings):
     )
     registry: RegistrySettings = RegistrySettings()
     score: ScoreSettings = ScoreSettings()
+    report: ReportSettings = ReportSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
 
     @classmethod

@@ -18,8 +18,12 @@ took part. Tasks without a champion are left out and logged.
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import logging
+import math
+import os
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -35,6 +39,7 @@ from tasks.validate.suites import save_validation, validate_frame
 log = logging.getLogger(__name__)
 
 SCORES = "scores"
+SHARDS = "scores_shards"  # per-shard outputs, joined into SCORES by merge_shards
 PRIMARY_TASK = "sentiment"
 ENTITY_TASK = "entities"
 ENTITY_COLUMN = "entities"
@@ -62,16 +67,14 @@ def champions(settings: Settings, tasks: Sequence[str]) -> dict[str, str]:
     return found
 
 
-def score_partition(store: storage.Store, day: dt.date, settings: Settings,
-                    tasks: Sequence[str] | None = None) -> dict[str, Any]:
-    """Score the day's clean posts with each task's champion; replace the day's scores.
+def plan_scoring(store: storage.Store, day: dt.date, settings: Settings,
+                 tasks: Sequence[str] | None = None) -> dict[str, Any]:
+    """Fix the model versions and the shards for scoring ``day``.
 
-    ``tasks`` defaults to ``settings.score.tasks``. Raises NoChampionError when none of
-    them has a champion. Each model is loaded by version number, so the versions written
-    to the rows are the ones that scored them even if an alias moves meanwhile.
+    Returns ``{"versions": {task: version}, "shards": n, "posts": count}``. Raises
+    NoChampionError when none of ``tasks`` (default ``settings.score.tasks``) has a
+    champion. Every shard scores with these versions, even if an alias moves meanwhile.
     """
-    from tasks.commands import model_name
-
     tasks = list(tasks or settings.score.tasks)
     versions = champions(settings, tasks)
     if not versions:
@@ -80,17 +83,53 @@ def score_partition(store: storage.Store, day: dt.date, settings: Settings,
             f"none of the scoring tasks {tasks} has a '{alias}' model version: train a model "
             f"and let the promotion gate accept it, or set the alias in the MLflow UI"
         )
+    posts = len(storage.read_frame(store, CLEAN, day))
+    shards = max(1, math.ceil(posts / settings.score.shard_size))
+    log.info("scoring %d posts of %s in %d shard(s) with %s", posts, day, shards, versions)
+    return {"versions": versions, "shards": shards, "posts": posts}
+
+
+def score_shard(store: storage.Store, day: dt.date, settings: Settings, plan: dict[str, Any],
+                shard: int) -> dict[str, Any]:
+    """Score shard ``shard`` of the day's clean posts with the planned versions; store it."""
+    from tasks.commands import model_name
+
+    if not 0 <= shard < plan["shards"]:
+        raise ValueError(f"shard {shard} is outside the plan's {plan['shards']} shards")
+    _set_threads(settings.score.threads)
     posts = storage.read_frame(store, CLEAN, day).reset_index(drop=True)
-    if posts.empty:
-        log.warning("no clean posts for %s: writing an empty scores partition", day)
+    size = settings.score.shard_size if plan["shards"] > 1 else max(len(posts), 1)
+    posts = posts.iloc[shard * size:(shard + 1) * size].reset_index(drop=True)
     parts = [posts[["id"]]]
-    for task, version in versions.items():
+    for task, version in plan["versions"].items():
         uri = f"models:/{model_name(task, settings)}/{version}"
-        log.info("scoring %d posts of %s for %s with %s", len(posts), day, task, uri)
-        predictions = mlflow.pyfunc.load_model(uri).predict(posts[["text"]]) if len(posts) \
-            else pd.DataFrame()
+        started = time.perf_counter()
+        predictions = mlflow.pyfunc.load_model(uri).predict(
+            posts[["text"]], params=_params(task, settings)) if len(posts) else pd.DataFrame()
+        log.info("shard %d/%d: %s scored %d posts with %s in %.1f s", shard + 1, plan["shards"],
+                 task, len(posts), uri, time.perf_counter() - started)
         parts.append(task_columns(task, predictions.reset_index(drop=True)))
-    scores = pd.concat(parts, axis=1)
+    frame = pd.concat(parts, axis=1)
+    key = _shard_key(day, shard, plan["shards"])
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    store.write_bytes(key, buffer.getvalue())
+    return {"shard": shard, "count": len(frame), "uri": store.uri(key)}
+
+
+def merge_shards(store: storage.Store, day: dt.date, settings: Settings,
+                 plan: dict[str, Any]) -> dict[str, Any]:
+    """Join the day's scored shards, add index positions and versions, validate and write."""
+    from tasks.commands import model_name
+
+    versions: dict[str, str] = plan["versions"]
+    frames = [pd.read_parquet(io.BytesIO(store.read_bytes(_shard_key(day, shard, plan["shards"]))))
+              for shard in range(plan["shards"])]
+    scores = pd.concat(frames, ignore_index=True)
+    posts = storage.read_frame(store, CLEAN, day).reset_index(drop=True)
+    if list(scores["id"].astype(str)) != list(posts["id"].astype(str)):
+        raise ValueError(f"the scored shards of {day} do not match its clean posts (changed "
+                         "since planning?): run the scoring again")
 
     positions, embedding_model = embedding_positions(store, day, posts)
     scores[POSITION_COLUMN] = pd.array(
@@ -107,10 +146,43 @@ def score_partition(store: storage.Store, day: dt.date, settings: Settings,
     _validate(store, day, scores, versions)
     uri = storage.write_frame(store, SCORES, day, scores)
     result: dict[str, Any] = {"scores": uri, "count": len(scores), "models": used,
+                              "shards": plan["shards"],
                               "indexed": int(scores[POSITION_COLUMN].notna().sum())}
     if PRIMARY_TASK in versions:
         result["model_version"] = versions[PRIMARY_TASK]
     return result
+
+
+def score_partition(store: storage.Store, day: dt.date, settings: Settings,
+                    tasks: Sequence[str] | None = None) -> dict[str, Any]:
+    """Score the day's clean posts with each task's champion; replace the day's scores.
+
+    ``tasks`` defaults to ``settings.score.tasks``. Raises NoChampionError when none of
+    them has a champion. The shards run one after another here; the DAG maps them.
+    """
+    plan = plan_scoring(store, day, settings, tasks)
+    if plan["posts"] == 0:
+        log.warning("no clean posts for %s: writing an empty scores partition", day)
+    for shard in range(plan["shards"]):
+        score_shard(store, day, settings, plan, shard)
+    return merge_shards(store, day, settings, plan)
+
+
+def _shard_key(day: dt.date, shard: int, shards: int) -> str:
+    return storage.partition_key(SHARDS, day, f"shard-{shard:05d}-of-{shards:05d}.parquet")
+
+
+def _params(task: str, settings: Settings) -> dict[str, Any] | None:
+    """Inference params for the task's pyfunc model (batch size; windows for entities)."""
+    return {"batch_size": settings.score.batch_size}
+
+
+def _set_threads(threads: int) -> None:
+    import torch
+
+    wanted = threads or os.cpu_count() or 1
+    if torch.get_num_threads() != wanted:
+        torch.set_num_threads(wanted)
 
 
 def task_columns(task: str, predictions: pd.DataFrame) -> pd.DataFrame:

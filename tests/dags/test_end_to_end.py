@@ -122,6 +122,8 @@ def test_rejected_candidate_skips_deploy_not_the_run(airflow_db, real_run, regis
     assert states["promote_entities.deploy"] == "skipped"
     assert states["promote_retrieval.deploy"] == "skipped"
     assert states["index_posts"] == "success"
+    assert states["plan_scoring"] == "success"
+    assert states["score_shard"] == "success"  # one shard: 120 posts < score.shard_size
     assert states["score"] == "success"
     assert str(champion_version(client, name, "champion").version) == champion
     version = client.get_model_version(name, candidate)

@@ -320,10 +320,15 @@ def test_scores_carry_spans_and_index_positions(trained):
     storage.write_frame(store, CLEAN, SCORE_DAY, posts)
     build_index(SCORE_DAY, settings)
 
-    result = jobs.score_posts(SCORE_DAY, settings)
+    # Two posts per shard: the three posts are scored in two shards and joined in order.
+    sharded = settings.model_copy(update={"score": settings.score.model_copy(
+        update={"shard_size": 2})})
+    result = jobs.score_posts(SCORE_DAY, sharded)
 
     scores = storage.read_frame(store, "scores", SCORE_DAY)
     assert result["count"] == 3
+    assert result["shards"] == 2
+    assert list(scores["id"]) == ["a", "b", "c"]
     assert result["models"]["entities"] == "1"
     assert result["models"]["retrieval"] == settings.base_model_path
     assert "label" not in scores.columns  # sentiment has no champion in this registry

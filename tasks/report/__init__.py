@@ -1,0 +1,1 @@
+"""The daily report (volume, sentiment, entities, data quality, model versions) and drift."""
