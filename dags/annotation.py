@@ -16,7 +16,10 @@ Runs when a day's `clean_posts` are published:
    Several annotators per post are resolved by majority into `labels` and
    `entity_labels`; ties go to `labels_review`, failing rows to `labels_quarantine`, and
    the batch's agreement report (Cohen's or Fleiss' kappa) is stored beside its labels.
-4. **publish_labels**: publish the `labels` asset, which triggers training, when new
+4. **pseudo_label**: when `train.use_pseudo_labels` is set, store the sentiment
+   champion's predictions above `annotation.pseudo_label_threshold` on the day's unlabeled
+   posts in `pseudo_labels`, apart from the human labels; otherwise it is skipped.
+5. **publish_labels**: publish the `labels` asset, which triggers training, when new
    labels arrived; otherwise it is skipped.
 """
 
@@ -74,7 +77,16 @@ def annotation():
         """Import finished label exports from the inbox as the day's batch of labels."""
         return jobs.import_labels(day)
 
-    @task(outlets=[LABELS])
+    @task
+    def pseudo_label(day: str, imported: dict) -> dict:
+        """Store the champion's confident predictions on unlabeled posts as pseudo labels."""
+        result = jobs.pseudo_label(day)
+        if "skipped" in result:
+            raise AirflowSkipException(result["skipped"])
+        return result
+
+    # Runs after pseudo_label (so training sees its output), also when that was skipped.
+    @task(outlets=[LABELS], trigger_rule="none_failed")
     def publish_labels(day: str, imported: dict) -> None:
         """Publish the `labels` asset when this run imported labels."""
         if not imported["files"]:
@@ -85,7 +97,7 @@ def annotation():
     exported = export_tasks(day)
     imported = import_labels(day)
     simulate_annotator(day, exported) >> imported
-    publish_labels(day, imported)
+    pseudo_label(day, imported) >> publish_labels(day, imported)
 
 
 annotation()

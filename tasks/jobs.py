@@ -148,6 +148,26 @@ def import_labels(day: str | dt.date, settings: Settings | None = None,
                                 settings.annotation.entity_types)
 
 
+def pseudo_label(day: str | dt.date, settings: Settings | None = None) -> dict[str, Any]:
+    """Store the sentiment champion's confident predictions on the day's unlabeled posts.
+
+    Only when ``train.use_pseudo_labels`` is set; they go to ``pseudo_labels``, apart from
+    the human labels. Returns the counts, or a reason when nothing was done.
+    """
+    from tasks.annotate.preannotate import load_champion
+    from tasks.annotate.pseudo import create_pseudo_labels
+
+    settings, store = _context(settings)
+    if not settings.train.use_pseudo_labels:
+        return {"skipped": "train.use_pseudo_labels is off"}
+    champion = load_champion("sentiment", settings)
+    if champion is None:
+        return {"skipped": "the sentiment model has no champion to pseudo-label with"}
+    return create_pseudo_labels(store, as_date(day), champion, SENTIMENT_LABELS,
+                                settings.annotation.pseudo_label_threshold,
+                                settings.annotation.pseudo_label_max_per_class)
+
+
 def train_sentiment(day: str | dt.date, settings: Settings | None = None) -> dict[str, Any]:
     """Train on every label imported up to ``day`` and register a sentiment model version.
 

@@ -95,8 +95,6 @@ def create_pseudo_labels(store: storage.Store, day: dt.date, champion: Champion,
     partition is replaced, so a rerun with the same champion writes the same rows.
     Returns the counts: candidates, stored and stored per class.
     """
-    # NOTE: no DAG task or CLI command calls this yet, so pseudo labels exist only where
-    # a caller creates them. Training reads them when train.use_pseudo_labels is set.
     from tasks.collect.stage import CLEAN
 
     clean = storage.read_frame(store, CLEAN, day)

@@ -219,3 +219,15 @@ def test_training_adds_pseudo_labels(settings, tmp_path):
     assert run.data.tags["data.pseudo_labels_size"] == "5"
     assert run.data.tags["data.train_size"] == str(len(human_train))
     assert len(load_all_labels(store, DAY)) == 30
+
+
+def test_pseudo_label_job_skips_unless_enabled(settings, monkeypatch):
+    from tasks import jobs
+    from tasks.settings import reload_settings
+
+    assert jobs.pseudo_label("2026-03-01", settings) == {
+        "skipped": "train.use_pseudo_labels is off"}
+    monkeypatch.setenv("PULSE_TRAIN__USE_PSEUDO_LABELS", "true")
+    enabled = reload_settings()
+    assert jobs.pseudo_label("2026-03-01", enabled) == {
+        "skipped": "the sentiment model has no champion to pseudo-label with"}
