@@ -170,7 +170,7 @@ def decide(client: Any, settings: Settings, model_name: str, candidate: Any,
 
 
 class _Checks:
-    """Collects the outcome, reasons and metrics of the gate's checks."""
+    """Outcome, reasons and metrics of the gate's checks, gathered one check at a time."""
 
     def __init__(self, tolerance: float) -> None:
         self.tolerance = tolerance
@@ -302,12 +302,12 @@ def load_evaluation_set(run_id: str) -> pd.DataFrame:
 
 
 def measure_classifier(model_uri: str, run_id: str) -> dict[str, float]:
-    """Metrics of the classifier at ``model_uri`` on run ``run_id``'s validation posts."""
+    """Return the metrics of the classifier at ``model_uri`` on run ``run_id``'s validation posts."""
     return evaluate_model(model_uri, load_evaluation_set(run_id), _labels_of(run_id))
 
 
 def measure_tagger(model_uri: str, run_id: str) -> dict[str, float]:
-    """Span metrics of the entity tagger at ``model_uri`` on run ``run_id``'s CoNLL set."""
+    """Return the span metrics of the entity tagger at ``model_uri`` on run ``run_id``'s CoNLL set."""
     from tasks.extract.conll import read_conll
     from tasks.extract.metrics import span_metrics
     from tasks.extract.train import EVALUATION_CONLL
@@ -321,7 +321,7 @@ def measure_tagger(model_uri: str, run_id: str) -> dict[str, float]:
 
 
 def measure_encoder(model_uri: str, run_id: str) -> dict[str, float]:
-    """Retrieval metrics of the model at ``model_uri`` on run ``run_id``'s held-out groups.
+    """Return the retrieval metrics of the model at ``model_uri`` on run ``run_id``'s held-out groups.
 
     The queries are rebuilt from the logged posts with the run's own mode, queries per
     group and seed, so they are the ones the candidate was measured on.
