@@ -172,7 +172,8 @@ def train_sentiment(day: str | dt.date, settings: Settings | None = None) -> dic
     """Train on every label imported up to ``day`` and register a sentiment model version.
 
     The run is tagged with the hash of the label versions it trained on, and the full list
-    of ``label_id@version`` entries is stored under ``label_versions/`` in the store. With
+    of ``label_id@version`` entries is stored under ``label_versions/`` in the store and
+    logged with the run as ``data/label_versions.json``. With
     ``train.use_pseudo_labels``, the pseudo labels stored up to ``day`` join the training
     posts, except those of posts that humans labeled. The hash covers human labels only.
     """
@@ -199,6 +200,12 @@ def train_sentiment(day: str | dt.date, settings: Settings | None = None) -> dic
     registered = train_and_register(train, validation, SENTIMENT_LABELS, settings,
                                     settings.registry.sentiment_model, data_tags,
                                     pseudo_labels=pseudo_labels)
+    # The exact label list also goes with the run, so MLflow alone tells what it trained on.
+    import mlflow
+
+    mlflow.MlflowClient(settings.tracking_uri).log_dict(
+        registered.run_id, {**dataclasses.asdict(versions), "count": versions.count},
+        "data/label_versions.json")
     return {"model_uri": registered.uri, "version": registered.version,
             "macro_f1": registered.metrics["macro_f1"],
             "macro_recall": registered.metrics["macro_recall"],

@@ -129,6 +129,9 @@ def test_training_run_logs_label_versions(champions):
     stored = storage.read_json(store, f"label_versions/{expected.sha256}.json")
     assert stored["labels"] == expected.labels
     assert all(entry.endswith("@1") for entry in stored["labels"])
+    logged = mlflow.artifacts.load_dict(f"runs:/{version.run_id}/data/label_versions.json")
+    assert logged["labels"] == expected.labels
+    assert logged["sha256"] == expected.sha256
 
 
 def test_export_names_champions(champions):
