@@ -26,6 +26,15 @@ log = logging.getLogger(__name__)
 _PARTITION = re.compile(r"date=(\d{4}-\d{2}-\d{2})")
 
 
+def _read_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()  # read once: os.umask can only be read by setting it
+
+
 class Store(Protocol):
     """Key-value object store; keys are ``/``-separated relative paths."""
 
@@ -53,6 +62,8 @@ class LocalStore:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
         try:
+            # mkstemp creates the file readable by its owner only; give it the usual mode.
+            os.fchmod(fd, 0o666 & ~_UMASK)
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
                 handle.flush()

@@ -83,8 +83,10 @@ def _resolve_task(latest: pd.DataFrame, task: str,
     report.update(items=int(sum(statuses.values())), labels=len(resolved), ties=len(review),
                   statuses=dict(sorted(statuses.items())))
     if len(rows):
-        log.info("batch %s, %s: %d items, %d labels, %d ties, %s %s", batch, task,
-                 report["items"], len(resolved), len(review), report["statistic"], report["kappa"])
+        agreement = "one annotator per item, no agreement measured" \
+            if report["kappa"] is None else f"{report['statistic']} {report['kappa']:.3f}"
+        log.info("batch %s, %s: %d items, %d labels, %d ties, %s", batch, task,
+                 report["items"], len(resolved), len(review), agreement)
     return resolved, review, report
 
 

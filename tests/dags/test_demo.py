@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from tasks import storage
-from tasks.demo import run_demo
+from tasks.demo import run_demo, summarize
 
 DAY = dt.date(2026, 12, 2)
 
@@ -17,6 +17,8 @@ def demo(tmp_path_factory):
     home = tmp_path_factory.mktemp("demo") / "home"
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("PULSE_HOME", str(home))
+        # As for a user: no floor set, so the demo lowers it for its generated labels.
+        patch.delenv("PULSE_REGISTRY__MACRO_F1_FLOOR", raising=False)
         summary = run_demo(DAY)
         from tasks.settings import get_settings
 
@@ -43,6 +45,23 @@ def test_demo_scores_sample(airflow_db, demo):
     clean = storage.read_frame(store, "clean_posts", DAY)
     assert len(scores) == len(clean)
     assert set(scores["label"]) <= {"negative", "neutral", "positive"}
+
+
+def test_demo_lowers_floor_and_names_scores(airflow_db, demo):
+    summary, _ = demo
+    assert summary["promotion_floor"] == 0.0
+    assert summary["outputs"]["scores"].endswith(f"scores/date={DAY.isoformat()}/part-0.parquet")
+
+
+def test_summary_says_when_no_scores(settings):
+    store = storage.open_store(settings.store)
+    manifest = {"collected": 3, "clean": 2, "duplicates": 1, "quarantined": 0}
+    storage.write_json(store, storage.partition_key("manifests", DAY, "collect.json"), manifest)
+
+    summary = summarize(settings, DAY, {"score_posts": "success"})
+
+    assert summary["outputs"]["scores"].startswith("not written: no model version passed")
+    assert summary["counts"] == manifest
 
 
 def test_demo_labels_from_simulated_annotator(airflow_db, demo):
