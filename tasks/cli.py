@@ -47,6 +47,16 @@ def _label_list(text: str) -> list[str]:
     return labels
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"invalid count {text!r}: give a whole number of 1 or more")
+    return value
+
+
 def _yesterday() -> dt.date:
     return dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
 
@@ -89,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     search = commands.add_parser("search", help="find posts by meaning in a day's embedding index")
     search.add_argument("query", help="text to search for")
     search.add_argument("--date", type=_date, help="partition date (default: the latest indexed day)")
-    search.add_argument("--k", type=int, default=10, help="number of posts to return")
+    search.add_argument("--k", type=_positive, default=10, help="number of posts to return")
 
     index = commands.add_parser("index", help="build the embedding index of a day's clean posts")
     index.add_argument("--date", type=_date, default=_yesterday(), help="partition date (default: yesterday, UTC)")
