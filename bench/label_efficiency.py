@@ -23,7 +23,7 @@ Results go to --output-dir (JSON, PNG plot, Markdown table) and to the MLflow
 experiment "label-efficiency" of the configured tracking store.
 
 Usage: python bench/label_efficiency.py [--data ../shared/data/sentiment-en]
-       [--sizes 100,200,400,800] [--seeds 0,1,2] [--epochs 3] [--max-length 64]
+       [--sizes 100,200,400,800] [--seeds 0,1,2] [--epochs 3] [--batch-size 8] [--max-length 64]
        [--output-dir DIR] [--self-training-labels N] [--pseudo-threshold P]
 """
 
@@ -65,6 +65,9 @@ def parse_arguments() -> argparse.Namespace:
                         help="labels used after each round, comma-separated and increasing")
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds, one run each")
     parser.add_argument("--epochs", type=float, default=3.0, help="training epochs per round")
+    parser.add_argument("--batch-size", type=int, default=8,
+                        help="training batch size; small, so that 100 labels still give "
+                        "enough optimizer steps (warm-up is off in this benchmark)")
     parser.add_argument("--max-length", type=int, default=64, help="tokens per post")
     parser.add_argument("--output-dir", type=Path, default=None,
                         help="folder for results (default: <home>/bench/label-efficiency)")
@@ -119,7 +122,9 @@ def run_seed(seed: int, pool: pd.DataFrame, validation: pd.DataFrame, labels: li
     from tasks.annotate.select import select_posts
 
     config = settings.train.model_copy(update={"epochs": arguments.epochs, "seed": seed,
-                                               "max_length": arguments.max_length})
+                                               "max_length": arguments.max_length,
+                                               "batch_size": arguments.batch_size,
+                                               "warmup_steps": 0})
     annotation = settings.annotation
     sizes = arguments.sizes
 
@@ -360,6 +365,7 @@ def main() -> None:
     summary = summarize(records)
     results = {
         "config": {"data": str(arguments.data), "epochs": arguments.epochs,
+                   "batch_size": arguments.batch_size, "warmup_steps": 0,
                    "max_length": arguments.max_length, "base_model": settings.base_model_path,
                    "uncertainty_measure": settings.annotation.uncertainty_measure,
                    "candidate_pool_factor": settings.annotation.candidate_pool_factor,
