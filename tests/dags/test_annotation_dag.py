@@ -30,8 +30,12 @@ def test_export_formats_param(annotation_dag):
 def test_task_order(annotation_dag):
     assert annotation_dag.get_task("import_labels").upstream_task_ids == {
         "resolve_date", "simulate_annotator"}
-    assert annotation_dag.get_task("publish_labels").upstream_task_ids == {
+    assert annotation_dag.get_task("pseudo_label").upstream_task_ids == {
         "resolve_date", "import_labels"}
+    # Training, which publish_labels triggers, sees the pseudo labels of the same run.
+    assert annotation_dag.get_task("publish_labels").upstream_task_ids == {
+        "resolve_date", "import_labels", "pseudo_label"}
+    assert annotation_dag.get_task("publish_labels").trigger_rule == "none_failed"
 
 
 @pytest.mark.slow
