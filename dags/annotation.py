@@ -85,7 +85,7 @@ def annotation():
             raise AirflowSkipException(result["skipped"])
         return result
 
-    # Runs after pseudo_label (so training sees its output), also when that was skipped.
+    # Runs after pseudo_label, so training reads its output, and also when it was skipped.
     @task(outlets=[LABELS], trigger_rule="none_failed")
     def publish_labels(day: str, imported: dict) -> None:
         """Publish the `labels` asset when this run imported labels."""

@@ -200,7 +200,7 @@ def train_sentiment(day: str | dt.date, settings: Settings | None = None) -> dic
     registered = train_and_register(train, validation, SENTIMENT_LABELS, settings,
                                     settings.registry.sentiment_model, data_tags,
                                     pseudo_labels=pseudo_labels)
-    # The exact label list also goes with the run, so MLflow alone tells what it trained on.
+    # The run also stores the exact label list, so MLflow alone records what it trained on.
     import mlflow
 
     mlflow.MlflowClient(settings.tracking_uri).log_dict(

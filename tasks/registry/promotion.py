@@ -14,7 +14,7 @@ entity taggers, recall@10 for retrieval models. **Validation** checks the newest
 
 A candidate that passes gets the ``challenger`` alias. **Deployment** moves ``champion``
 to the challenger. Every decision, the metrics compared and the reasons are written onto
-the model version as tags and description; ``rollback`` returns ``champion`` to the
+the model version as tags and description. ``rollback`` returns ``champion`` to the
 version it replaced and records why.
 """
 
@@ -64,7 +64,7 @@ class PromotionDecision:
 
 @dataclass(frozen=True)
 class Gate:
-    """What the gate compares for one kind of model.
+    """The checks of the gate for one kind of model.
 
     ``measure(model_uri, run_id)`` returns the metrics of the model at ``model_uri`` on the
     frozen evaluation set logged with run ``run_id`` (the candidate's run). Keys starting

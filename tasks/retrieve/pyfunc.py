@@ -7,6 +7,7 @@ from typing import Any
 import mlflow
 import pandas as pd
 
+from tasks.registry.pyfunc import _texts_from
 from tasks.retrieve.encoder import EMBEDDING_COLUMN, SentenceEncoder
 
 
@@ -23,20 +24,8 @@ class TextEmbeddingModel(mlflow.pyfunc.PythonModel):
     # No type hints on predict: MLflow would try to derive a signature from them, and the
     # signature is given explicitly when the model is logged.
     def predict(self, context, model_input, params=None):
-        texts = read_texts(model_input)
+        texts = _texts_from(model_input)
         self.encoder.batch_size = int((params or {}).get("batch_size", 64))
         embeddings = self.encoder.encode(texts)
         return pd.DataFrame({EMBEDDING_COLUMN: [row.tolist() for row in embeddings]})
 
-
-def read_texts(model_input: Any) -> list[str]:
-    """Return the texts of a DataFrame's ``text`` column, a ``{"text": [...]}`` dict or a list."""
-    if isinstance(model_input, pd.DataFrame):
-        if "text" not in model_input.columns:
-            raise ValueError(
-                f"model input has no 'text' column (columns: {list(model_input.columns)})"
-            )
-        return [str(text) for text in model_input["text"]]
-    if isinstance(model_input, dict) and "text" in model_input:
-        return [str(text) for text in model_input["text"]]
-    return [str(text) for text in model_input]

@@ -1,6 +1,6 @@
 """Batch scoring of a day's clean posts with the champion version of every scoring task.
 
-One ``scores`` row per clean post holds the outputs of each task that has a champion:
+One ``scores`` row per clean post contains the outputs of each task that has a champion:
 
 - ``sentiment``: ``label``, ``confidence`` and ``prob_<label>`` (the columns of the
   registered classifier, unprefixed, as the primary task);
@@ -180,9 +180,9 @@ def _params(task: str, settings: Settings) -> dict[str, Any] | None:
 def _set_threads(threads: int) -> None:
     import torch
 
-    wanted = threads or os.cpu_count() or 1
-    if torch.get_num_threads() != wanted:
-        torch.set_num_threads(wanted)
+    count = threads or os.cpu_count() or 1
+    if torch.get_num_threads() != count:
+        torch.set_num_threads(count)
 
 
 def task_columns(task: str, predictions: pd.DataFrame) -> pd.DataFrame:

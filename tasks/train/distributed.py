@@ -1,4 +1,4 @@
-"""What each process does when training runs under torchrun or ``accelerate launch``.
+"""The roles of the processes when training runs under torchrun or ``accelerate launch``.
 
 Every launched process runs the whole ``pulse train`` command. All of them take part in
 training (the HF Trainer wraps the model in DistributedDataParallel), but only the main
@@ -37,7 +37,7 @@ def work_folder(prefix: str) -> Iterator[Path]:
 
     Outside a distributed launch it is a fresh temporary folder. Under torchrun its name
     comes from the launch's run id (or the rendezvous port), so all ranks on a machine use
-    the same one; the main process removes it at the end.
+    the same one. The main process removes it at the end.
     """
     if world_size() == 1:
         with tempfile.TemporaryDirectory(prefix=prefix) as folder:

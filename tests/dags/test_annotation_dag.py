@@ -32,7 +32,7 @@ def test_task_order(annotation_dag):
         "resolve_date", "simulate_annotator"}
     assert annotation_dag.get_task("pseudo_label").upstream_task_ids == {
         "resolve_date", "import_labels"}
-    # Training, which publish_labels triggers, sees the pseudo labels of the same run.
+    # Training, which publish_labels triggers, reads the pseudo labels of the same run.
     assert annotation_dag.get_task("publish_labels").upstream_task_ids == {
         "resolve_date", "import_labels", "pseudo_label"}
     assert annotation_dag.get_task("publish_labels").trigger_rule == "none_failed"

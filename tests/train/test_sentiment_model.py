@@ -280,7 +280,7 @@ def test_scores_hold_every_classifier(trained):
     assert {"label", "confidence", "emotion_label", "emotion_confidence",
             "emotion_prob_positive"} <= set(scores.columns)
     assert "entities" not in scores.columns
-    # The same model under two names gives the same answers.
+    # The same model under two names predicts the same labels.
     assert list(scores["label"]) == list(scores["emotion_label"])
     assert scores["embedding_position"].isna().all()  # no index was built for this day
     assert list(scores["model_version"]) == ["1", "1"]
