@@ -191,6 +191,21 @@ class ScoreSettings(BaseModel):
         0, ge=0, description="CPU threads for inference (torch.set_num_threads); 0 means one "
         "per core.",
     )
+    runtime: Literal["torch", "onnx"] = Field(
+        "torch", description="Runtime of the classifiers' columns: 'torch' (the registered "
+        "MLflow model) or 'onnx' (ONNX Runtime on the CPU, for each classifier version whose "
+        "ONNX export passed the accuracy check against torch; the other versions stay on "
+        "torch). Entity taggers and the retrieval encoder always run on torch.",
+    )
+    onnx_quantize: bool = Field(
+        True, description="Runtime 'onnx': try int8 dynamic quantization of the weights "
+        "first, and fall back to the fp32 export when int8 fails the accuracy check.",
+    )
+    onnx_tolerance: float = Field(
+        0.01, gt=0.0, description="Runtime 'onnx': the ONNX model is used only when its "
+        "macro-F1 differs from that of the fp32 torch model on the version's evaluation set "
+        "by less than this (absolute difference).",
+    )
 
 
 

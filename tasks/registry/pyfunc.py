@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import mlflow
+import numpy as np
 import pandas as pd
 
 from tasks.train.multilabel import PROBLEM_TYPE, labels_above, predict_label_probabilities
@@ -51,10 +52,7 @@ class TextClassifierModel(mlflow.pyfunc.PythonModel):
             batch_size=int(params.get("batch_size", 64)),
             max_length=int(params.get("max_length", 128)),
         )
-        output = pd.DataFrame(probabilities, columns=[f"prob_{label}" for label in self.labels])
-        output.insert(0, "confidence", probabilities.max(axis=1) if len(texts) else [])
-        output.insert(0, "label", [self.labels[i] for i in probabilities.argmax(axis=1)])
-        return output
+        return prediction_frame(probabilities, self.labels)
 
     def _predict_multi_label(self, texts: list[str], params: dict[str, Any]) -> pd.DataFrame:
         probabilities = predict_label_probabilities(
@@ -63,10 +61,25 @@ class TextClassifierModel(mlflow.pyfunc.PythonModel):
             max_length=int(params.get("max_length", 128)),
         )
         threshold = float(params.get("threshold", self.threshold))
-        output = pd.DataFrame(probabilities, columns=[f"prob_{label}" for label in self.labels])
-        chosen = labels_above(probabilities, self.labels, threshold)
+        return prediction_frame(probabilities, self.labels, threshold)
+
+
+def prediction_frame(probabilities: np.ndarray, labels: list[str],
+                     threshold: float | None = None) -> pd.DataFrame:
+    """Build the classifier output from class probabilities, one row per text.
+
+    Without ``threshold``: ``label``, ``confidence`` and one ``prob_<label>`` column per
+    class. With ``threshold`` (multi-label): ``labels``, a JSON array string of the labels
+    whose probability reaches it, in label-set order, then the ``prob_<label>`` columns.
+    """
+    output = pd.DataFrame(probabilities, columns=[f"prob_{label}" for label in labels])
+    if threshold is not None:
+        chosen = labels_above(probabilities, labels, threshold)
         output.insert(0, "labels", [json.dumps(row, ensure_ascii=False) for row in chosen])
         return output
+    output.insert(0, "confidence", probabilities.max(axis=1) if len(probabilities) else [])
+    output.insert(0, "label", [labels[i] for i in probabilities.argmax(axis=1)])
+    return output
 
 
 def _texts_from(model_input: Any) -> list[str]:

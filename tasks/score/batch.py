@@ -11,8 +11,13 @@ One ``scores`` row per clean post contains the outputs of each task that has a c
   no index, or the index predates the current clean posts).
 
 ``model_versions`` (JSON) names the version of each model used, including the index's
-embedding model; ``model_name`` and ``model_version`` name the sentiment model when it
-took part. Tasks without a champion are left out and logged.
+embedding model, and ``model_runtimes`` (JSON, same keys) the runtime each ran on:
+``torch``, ``onnx-int8`` or ``onnx-fp32``. ``model_name`` and ``model_version`` name the
+sentiment model when it took part. Tasks without a champion are left out and logged.
+
+With ``score.runtime = "onnx"``, a classifier version scores on ONNX Runtime when its
+ONNX export passed the accuracy check of ``tasks.score.onnx_runtime``, and on torch
+otherwise. Entity taggers and the retrieval encoder always run on torch.
 """
 
 from __future__ import annotations
@@ -44,6 +49,9 @@ PRIMARY_TASK = "sentiment"
 ENTITY_TASK = "entities"
 ENTITY_COLUMN = "entities"
 POSITION_COLUMN = "embedding_position"
+RUNTIMES_COLUMN = "model_runtimes"
+TORCH = "torch"
+TORCH_ONLY_TASKS = (ENTITY_TASK, "retrieval")
 
 
 class NoChampionError(LookupError):
@@ -69,11 +77,12 @@ def champions(settings: Settings, tasks: Sequence[str]) -> dict[str, str]:
 
 def plan_scoring(store: storage.Store, day: dt.date, settings: Settings,
                  tasks: Sequence[str] | None = None) -> dict[str, Any]:
-    """Fix the model versions and the shards for scoring ``day``.
+    """Fix the model versions, their runtimes and the shards for scoring ``day``.
 
-    Returns ``{"versions": {task: version}, "shards": n, "posts": count}``. Raises
-    NoChampionError when none of ``tasks`` (default ``settings.score.tasks``) has a
-    champion. Every shard scores with these versions, even if an alias moves meanwhile.
+    Returns ``{"versions": {task: version}, "runtimes": {task: runtime}, "onnx_models":
+    {task: artifact URI}, "shards": n, "posts": count}``. Raises NoChampionError when none
+    of ``tasks`` (default ``settings.score.tasks``) has a champion. Every shard scores with
+    these versions and runtimes, even if an alias moves meanwhile.
     """
     tasks = list(tasks or settings.score.tasks)
     versions = champions(settings, tasks)
@@ -83,10 +92,45 @@ def plan_scoring(store: storage.Store, day: dt.date, settings: Settings,
             f"none of the scoring tasks {tasks} has a '{alias}' model version: train a model "
             f"and let the promotion gate accept it, or set the alias in the MLflow UI"
         )
+    runtimes, onnx_models = plan_runtimes(settings, versions)
     posts = len(storage.read_frame(store, CLEAN, day))
     shards = max(1, math.ceil(posts / settings.score.shard_size))
-    log.info("scoring %d posts of %s in %d shard(s) with %s", posts, day, shards, versions)
-    return {"versions": versions, "shards": shards, "posts": posts}
+    log.info("scoring %d posts of %s in %d shard(s) with %s on %s", posts, day, shards,
+             versions, runtimes)
+    return {"versions": versions, "runtimes": runtimes, "onnx_models": onnx_models,
+            "shards": shards, "posts": posts}
+
+
+def plan_runtimes(settings: Settings,
+                  versions: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """Return each task's runtime and, for tasks on ONNX, the URI of their ONNX model.
+
+    With ``score.runtime = "onnx"`` each classifier version is checked once (see
+    ``tasks.score.onnx_runtime``) and runs on ONNX only if the check accepted it.
+    """
+    runtimes = {task: TORCH for task in versions}
+    onnx_models: dict[str, str] = {}
+    if settings.score.runtime == TORCH:
+        return runtimes, onnx_models
+    from tasks.commands import model_name
+    from tasks.score import onnx_runtime
+
+    for task, version in versions.items():
+        name = model_name(task, settings)
+        if task in TORCH_ONLY_TASKS:
+            log.info("task %s: %s v%s runs on torch: score.runtime 'onnx' applies to "
+                     "classifiers only", task, name, version)
+            continue
+        check = onnx_runtime.ensure_checked(settings, name, version)
+        if check.accepted and check.artifact:
+            runtimes[task] = f"onnx-{check.runtime}"
+            onnx_models[task] = check.artifact
+            log.info("task %s: %s v%s runs on ONNX Runtime (%s): %s", task, name, version,
+                     check.runtime, check.reason)
+        else:
+            log.info("task %s: %s v%s runs on torch: the ONNX check rejected it: %s", task,
+                     name, version, check.reason)
+    return runtimes, onnx_models
 
 
 def score_shard(store: storage.Store, day: dt.date, settings: Settings, plan: dict[str, Any],
@@ -103,11 +147,17 @@ def score_shard(store: storage.Store, day: dt.date, settings: Settings, plan: di
     parts = [posts[["id"]]]
     for task, version in plan["versions"].items():
         uri = f"models:/{model_name(task, settings)}/{version}"
+        runtime = plan.get("runtimes", {}).get(task, TORCH)
         started = time.perf_counter()
-        predictions = mlflow.pyfunc.load_model(uri).predict(
-            posts[["text"]], params=_params(task, settings)) if len(posts) else pd.DataFrame()
-        log.info("shard %d/%d: %s scored %d posts with %s in %.1f s", shard + 1, plan["shards"],
-                 task, len(posts), uri, time.perf_counter() - started)
+        if not len(posts):
+            predictions = pd.DataFrame()
+        elif runtime == TORCH:
+            predictions = mlflow.pyfunc.load_model(uri).predict(
+                posts[["text"]], params=_params(task, settings))
+        else:
+            predictions = _predict_onnx(plan["onnx_models"][task], posts, task, settings)
+        log.info("shard %d/%d: %s scored %d posts with %s on %s in %.1f s", shard + 1,
+                 plan["shards"], task, len(posts), uri, runtime, time.perf_counter() - started)
         parts.append(task_columns(task, predictions.reset_index(drop=True)))
     frame = pd.concat(parts, axis=1)
     key = _shard_key(day, shard, plan["shards"])
@@ -135,9 +185,12 @@ def merge_shards(store: storage.Store, day: dt.date, settings: Settings,
     scores[POSITION_COLUMN] = pd.array(
         [positions.get(str(post_id)) for post_id in scores["id"]], dtype="Int64")
     used = dict(versions)
+    runtimes = {task: plan.get("runtimes", {}).get(task, TORCH) for task in versions}
     if embedding_model:
         used["retrieval"] = embedding_model
+        runtimes["retrieval"] = TORCH
     scores["model_versions"] = json.dumps(used, sort_keys=True)
+    scores[RUNTIMES_COLUMN] = json.dumps(runtimes, sort_keys=True)
     if PRIMARY_TASK in versions:
         scores["model_name"] = model_name(PRIMARY_TASK, settings)
         scores["model_version"] = versions[PRIMARY_TASK]
@@ -146,7 +199,7 @@ def merge_shards(store: storage.Store, day: dt.date, settings: Settings,
     _validate(store, day, scores, versions)
     uri = storage.write_frame(store, SCORES, day, scores)
     result: dict[str, Any] = {"scores": uri, "count": len(scores), "models": used,
-                              "shards": plan["shards"],
+                              "runtimes": runtimes, "shards": plan["shards"],
                               "indexed": int(scores[POSITION_COLUMN].notna().sum())}
     if PRIMARY_TASK in versions:
         result["model_version"] = versions[PRIMARY_TASK]
@@ -175,6 +228,15 @@ def _shard_key(day: dt.date, shard: int, shards: int) -> str:
 def _params(task: str, settings: Settings) -> dict[str, Any] | None:
     """Inference params for the task's pyfunc model (batch size; windows for entities)."""
     return {"batch_size": settings.score.batch_size}
+
+
+def _predict_onnx(artifact: str, posts: pd.DataFrame, task: str,
+                 settings: Settings) -> pd.DataFrame:
+    """Score ``posts`` with the accepted ONNX model logged at ``artifact``."""
+    from tasks.score import onnx_runtime
+
+    classifier = onnx_runtime.load_classifier(artifact, settings.score.threads)
+    return classifier.predict(list(posts["text"]), _params(task, settings))
 
 
 def _set_threads(threads: int) -> None:
