@@ -52,12 +52,14 @@ def collect_posts():
         """Pick the partition date this run works on."""
         return partition_date(get_current_context())
 
+    # One paragraph on purpose: Python 3.11 keeps a docstring's indentation, Airflow 3.3 uses the
+    # docstring as doc_md unchanged, and Markdown shows an indented paragraph after a blank
+    # line as a code block.
     @task
     def collect_raw(day: str) -> dict:
-        """Fetch the day's posts from the configured sources into `raw_posts`.
-
-        Platform API tokens come from environment variables, or from the Airflow
-        connections `pulse_x`, `pulse_mastodon`, `pulse_reddit` and `pulse_bluesky`.
+        """Fetch the day's posts from the configured sources into `raw_posts`. Platform API
+        tokens come from environment variables, or from the Airflow connections `pulse_x`,
+        `pulse_mastodon`, `pulse_reddit` and `pulse_bluesky`.
         """
         export_platform_tokens()
         return jobs.collect_raw(day, get_current_context()["params"]["source"])
