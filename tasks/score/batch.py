@@ -140,6 +140,9 @@ def score_shard(store: storage.Store, day: dt.date, settings: Settings, plan: di
 
     if not 0 <= shard < plan["shards"]:
         raise ValueError(f"shard {shard} is outside the plan's {plan['shards']} shards")
+    # A mapped task runs in a process of its own, where MLFLOW_TRACKING_URI or
+    # MLFLOW_REGISTRY_URI may name another server: models load from the configured one.
+    configure_mlflow(settings)
     _set_threads(settings.score.threads)
     posts = storage.read_frame(store, CLEAN, day).reset_index(drop=True)
     size = settings.score.shard_size if plan["shards"] > 1 else max(len(posts), 1)

@@ -182,7 +182,7 @@ def test_pyfunc_long_post_params(trained):
         assert text[span["start"]:span["end"]] == span["text"]
 
 
-def test_predict_jsonl_keeps_ids_and_errors(trained, tmp_path):
+def test_predict_jsonl_keeps_ids_and_errors(trained, tmp_path, monkeypatch):
     source = tmp_path / "posts.jsonl"
     source.write_text(
         json.dumps({"id": "p1", "text": TEXTS[0], "user": "x"}, ensure_ascii=False) + "\n"
@@ -193,6 +193,9 @@ def test_predict_jsonl_keeps_ids_and_errors(trained, tmp_path):
     )
     target = tmp_path / "spans.jsonl"
     elsewhere = f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    # mlflow.set_*_uri also set these variables, which later subprocesses would inherit.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", elsewhere)
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", elsewhere)
     mlflow.set_tracking_uri(elsewhere)
     mlflow.set_registry_uri(elsewhere)
 

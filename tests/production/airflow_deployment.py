@@ -144,12 +144,12 @@ class Deployment:
         """Build the components' environment from the project's Airflow environment helper.
 
         The helper keeps variables that are already set, and the test session has set
-        AIRFLOW_HOME and the SQLite database for itself, so they are removed first.
+        AIRFLOW_HOME and the SQLite database for itself, so they are removed first. So are
+        MLFLOW_* variables, which mlflow.set_tracking_uri and set_registry_uri set for any home.
         """
         with pytest.MonkeyPatch.context() as patch:
-            for name in [name for name in os.environ if name.startswith("AIRFLOW")]:
+            for name in [name for name in os.environ if name.startswith(("AIRFLOW", "MLFLOW_"))]:
                 patch.delenv(name)
-            patch.delenv("MLFLOW_TRACKING_URI", raising=False)
             patch.setenv("PULSE_HOME", str(self.home))
             for name, value in self.extra_env.items():
                 patch.setenv(name, value)

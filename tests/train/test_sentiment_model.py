@@ -286,3 +286,27 @@ def test_scores_hold_every_classifier(trained):
     assert list(scores["model_version"]) == ["1", "1"]
     for suite in ("scores", "predictions_sentiment", "predictions_emotion"):
         assert store.exists(storage.partition_key("validations", day, f"{suite}.json"))
+
+
+def test_score_shard_ignores_ambient_registry(trained, tmp_path, monkeypatch):
+    """A shard loads models from the configured registry, not from MLFLOW_* variables."""
+    settings = trained["settings"]
+    client = configure_mlflow(settings)
+    client.set_registered_model_alias(MODEL, "champion", "1")
+    day = dt.date(2026, 2, 2)
+    store = storage.open_store(settings.store)
+    posts = pd.DataFrame({"id": ["a", "b", "c"], "text": ["nice", "bad", "ok then"]})
+    storage.write_frame(store, CLEAN, day, posts)
+    plan = batch.plan_scoring(store, day, settings)
+    elsewhere = f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", elsewhere)
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", elsewhere)
+    mlflow.set_tracking_uri(elsewhere)
+    mlflow.set_registry_uri(elsewhere)
+
+    try:
+        result = batch.score_shard(store, day, settings, plan, 0)
+    finally:
+        configure_mlflow(settings)
+
+    assert result["count"] == 3

@@ -200,10 +200,11 @@ def project_settings(home: Path) -> tuple[Settings, dict[str, str]]:
     """Return the settings and Airflow variables of a Social Pulse home at ``home``.
 
     The test session has already set Airflow variables for its own home, and
-    ``airflow_environment`` keeps variables that are set, so they are removed first.
+    ``airflow_environment`` keeps variables that are set, so they are removed first. So are
+    MLFLOW_* variables, which mlflow.set_tracking_uri and set_registry_uri set for any home.
     """
     with pytest.MonkeyPatch.context() as patch:
-        for name in [n for n in os.environ if n.startswith("AIRFLOW") or n == "MLFLOW_TRACKING_URI"]:
+        for name in [n for n in os.environ if n.startswith(("AIRFLOW", "MLFLOW_"))]:
             patch.delenv(name)
         patch.setenv("PULSE_HOME", str(home))
         settings = reload_settings()
@@ -216,7 +217,7 @@ def server_environment(home: Path, port: int) -> tuple[Settings, dict[str, str]]
     """Return the settings and the full environment for ``airflow standalone``."""
     settings, airflow_variables = project_settings(home)
     base = {name: value for name, value in os.environ.items()
-            if not name.startswith("AIRFLOW") and name != "MLFLOW_TRACKING_URI"}
+            if not name.startswith(("AIRFLOW", "MLFLOW_"))}
     environment = {
         **base,
         "PULSE_HOME": str(home),
