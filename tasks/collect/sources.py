@@ -288,7 +288,8 @@ class FolderSource(_LedgeredSource):
 
     def _listing(self, day: dt.date) -> tuple[list[SourceObject], bool]:
         if not self.path.exists():
-            raise FileNotFoundError(f"source {self.path} not found: check collect.source")
+            raise FileNotFoundError(f"source {self.path} not found: check --source or the "
+                                    "collect.source setting")
         if self.path.is_file():
             paths, partitioned = [self.path], False
         else:

@@ -138,8 +138,8 @@ def sentiment_section(shares: pd.DataFrame, labels: list[str],
     """Build the sentiment section: the share of each predicted label per day."""
     title = "Sentiment share"
     if shares.empty:
-        message = ("No sentiment scores in this period: no sentiment champion has scored "
-                   "posts yet.")
+        message = ("No sentiment scores in this period: no day in it was scored by a "
+                   "sentiment champion.")
         return Section("sentiment", title, note(message)), plots.plot_message(message)
     formatted = shares.assign(**{label: shares[label].map(lambda share: f"{100 * share:.1f}%")
                              for label in labels})
