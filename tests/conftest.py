@@ -7,12 +7,13 @@ reads its configuration once on import.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -90,6 +91,44 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def stop_process_groups(processes: Mapping[str, subprocess.Popen], grace_s: float) -> None:
+    """Send SIGTERM to the process group led by each process, then SIGKILL after ``grace_s``.
+
+    Each process must have been started with ``start_new_session=True``. A group can outlive
+    its leader (a forked task process, for example), so the check is on the group.
+    """
+    for process in processes.values():
+        _signal_group(process, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline and any(map(_group_alive, processes.values())):
+        time.sleep(0.5)
+    for name, process in processes.items():
+        if _group_alive(process):
+            print(f"{name}: still running {grace_s:.0f} s after SIGTERM, sending SIGKILL")
+            _signal_group(process, signal.SIGKILL)
+    for name, process in processes.items():
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            print(f"{name}: pid {process.pid} did not exit after SIGKILL")
+
+
+def _signal_group(process: subprocess.Popen, signum: int) -> None:
+    try:
+        os.killpg(process.pid, signum)
+    except ProcessLookupError:
+        pass
+
+
+def _group_alive(process: subprocess.Popen) -> bool:
+    process.poll()  # reap the leader: a zombie still counts as a group member
+    try:
+        os.killpg(process.pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def wait_for_port(port: int, process: subprocess.Popen, timeout_s: float) -> None:

@@ -12,8 +12,6 @@ import datetime as dt
 import json
 import os
 import secrets
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +22,7 @@ from typing import Any
 import psycopg2
 import pytest
 import requests
+from conftest import free_port, stop_process_groups
 from sqlalchemy.engine import make_url
 
 from tasks.airflow_env import airflow_environment
@@ -58,54 +57,10 @@ class Component:
     log_path: Path
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
     if not path.is_file():
         return f"({path} not found)"
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-
-
-def stop_process_groups(components: list[Component], grace_s: float = STOP_GRACE_S) -> None:
-    """Send SIGTERM to each component's process group, then SIGKILL what is left after ``grace_s``.
-
-    A group can outlive its leader (a forked task process, for example), so the check is on the
-    group, not on the leader's exit.
-    """
-    for component in components:
-        _signal_group(component, signal.SIGTERM)
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline and any(_group_alive(c) for c in components):
-        time.sleep(0.5)
-    for component in components:
-        if _group_alive(component):
-            print(f"{component.name}: still running {grace_s:.0f} s after SIGTERM, sending SIGKILL")
-            _signal_group(component, signal.SIGKILL)
-    for component in components:
-        try:
-            component.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            print(f"{component.name}: pid {component.process.pid} did not exit after SIGKILL")
-
-
-def _signal_group(component: Component, signum: int) -> None:
-    try:
-        os.killpg(component.process.pid, signum)
-    except ProcessLookupError:
-        pass
-
-
-def _group_alive(component: Component) -> bool:
-    component.process.poll()  # reap the leader: a zombie still counts as a group member
-    try:
-        os.killpg(component.process.pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 @dataclass
@@ -282,7 +237,7 @@ class Deployment:
     def stop(self) -> None:
         """Stop every component's process group and flush the broker database."""
         started = time.monotonic()
-        stop_process_groups(self.components)
+        stop_process_groups({c.name: c.process for c in self.components}, STOP_GRACE_S)
         self.flush_broker()
         self.timings["stop_s"] = round(time.monotonic() - started, 1)
 

@@ -19,7 +19,6 @@ import contextlib
 import json
 import logging
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -31,7 +30,7 @@ from urllib.parse import quote
 
 import pytest
 import requests
-from conftest import free_port
+from conftest import free_port, stop_process_groups
 
 from tasks.airflow_env import airflow_environment
 from tasks.settings import PROJECT_ROOT, Settings, reload_settings
@@ -129,38 +128,10 @@ def start_server(name: str, command: list[str], env: dict[str, str], cwd: Path,
     return Server(name, process, url, log_path)
 
 
-def group_members(pgid: int) -> list[int]:
-    """Return the processes of group ``pgid`` that are still running (zombies excluded)."""
-    members = []
-    for stat_file in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            # Fields after the command name, which may contain spaces: state, ppid, pgrp.
-            fields = stat_file.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if fields[0] != "Z" and int(fields[2]) == pgid:
-            members.append(int(stat_file.parent.name))
-    return members
-
-
 def stop_process_group(process: subprocess.Popen, name: str,
                        grace_s: float = STOP_GRACE_S) -> None:
-    """Send SIGTERM to the process group led by ``process``, then SIGKILL after ``grace_s``."""
-    pgid = process.pid
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, signal.SIGTERM)
-    deadline = time.monotonic() + grace_s
-    while group_members(pgid) and time.monotonic() < deadline:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=0.5)
-    left = group_members(pgid)
-    if left:
-        log.warning("%s: processes %s still running %s s after SIGTERM; sending SIGKILL",
-                    name, left, grace_s)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pgid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(timeout=10)
+    """Stop the process group led by ``process`` and log its exit code."""
+    stop_process_groups({name: process}, grace_s)
     log.info("stopped %s (exit code %s)", name, process.returncode)
 
 
