@@ -6,9 +6,9 @@
 #
 # A server that already accepts connections on its port (PostgreSQL 5432, Redis 6379) is used as it is.
 # Otherwise the script installs the Debian packages when they are missing (apt-get, through
-# sudo when not root) and starts a private instance on a free loopback port, with its data
-# in a temporary folder: PostgreSQL with trust authentication for the user postgres, Redis
-# without persistence. A rerun reuses a private instance that is still running, or starts
+# sudo when not root). It then starts a private instance on a free loopback port, with its
+# data in a temporary folder. PostgreSQL trusts the user postgres, and Redis keeps no data
+# on disk. A rerun reuses a private instance that is still running, or starts
 # it again from the same folder.
 #
 # Standard output contains only the export lines, and progress messages go to standard error.
